@@ -1,0 +1,187 @@
+"""PyOD detectors behind one contract.
+
+Every detector here exposes ``decision_scores_`` (higher = more anomalous), ``threshold_`` and
+``labels_``, like PyOD; score direction is normalised once, in :func:`_oriented`. Thresholds are
+not a guessed ``contamination``: they are set from a target false-positive rate on reference
+data (alibi-detect style), and every fitted detector carries its metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DETECTORS", "Detector", "DetectorEnsemble"]
+
+
+def _make(name: str, random_state: int, params: dict[str, Any]) -> Any:
+    if name == "ecod":
+        from pyod.models.ecod import ECOD
+
+        return ECOD(**params)
+    if name == "copod":
+        from pyod.models.copod import COPOD
+
+        return COPOD(**params)
+    if name == "hbos":
+        from pyod.models.hbos import HBOS
+
+        return HBOS(**params)
+    if name == "iforest":
+        from pyod.models.iforest import IForest
+
+        return IForest(random_state=random_state, n_jobs=1, **{"n_estimators": 100, **params})
+    raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+
+
+DETECTORS = ("ecod", "copod", "hbos", "iforest")
+
+# PyOD scores are "higher = more anomalous" for all of these; a detector added later whose
+# raw score runs the other way gets -1 here and nowhere else.
+_DIRECTION: dict[str, float] = {name: 1.0 for name in DETECTORS}
+
+
+def _oriented(name: str, scores: np.ndarray) -> np.ndarray:
+    return _DIRECTION[name] * np.asarray(scores, dtype=np.float64)
+
+
+class Detector:
+    """One PyOD detector with a threshold from a target false-positive rate.
+
+    Parameters
+    ----------
+    name : {"ecod", "copod", "hbos", "iforest"}
+    target_fpr : float
+        Share of the reference data allowed above the threshold.
+    random_state : int
+    params : dict or None
+        Passed to the PyOD constructor.
+
+    Attributes
+    ----------
+    decision_scores_ : ndarray of shape (n_samples,)
+        Scores of the fitted data, higher = more anomalous.
+    threshold_ : float
+    labels_ : ndarray of shape (n_samples,)
+        1 where the score exceeds the threshold.
+    reference_scores_ : ndarray
+        Sorted scores of the reference data.
+    metadata_ : dict
+        detector, library version, threshold, target_fpr.
+    """
+
+    def __init__(
+        self,
+        name: str = "ecod",
+        target_fpr: float = 0.01,
+        random_state: int = 0,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.target_fpr = target_fpr
+        self.random_state = random_state
+        self.params = params
+
+    def fit(self, X: np.ndarray, reference: np.ndarray | None = None) -> Detector:
+        """Fit on ``X`` (n_samples, n_features); the threshold comes from ``reference``.
+
+        Without ``reference`` the fitted data is the reference.
+        """
+        X = _check(X)
+        if not 0 < self.target_fpr < 1:
+            raise ValueError("target_fpr must be in (0, 1)")
+        model = _make(self.name, self.random_state, dict(self.params or {}))
+        fit_on = X if reference is None else _check(reference)
+        model.fit(fit_on)
+        self.model_ = model
+        ref_scores = _oriented(self.name, model.decision_function(fit_on))
+        self.reference_scores_ = np.sort(ref_scores)
+        self.threshold_ = float(np.quantile(ref_scores, 1 - self.target_fpr))
+        self.decision_scores_ = ref_scores if reference is None else self.decision_function(X)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self.metadata_ = {
+            "detector": self.name,
+            "library": f"pyod {version('pyod')}",
+            "threshold": self.threshold_,
+            "target_fpr": self.target_fpr,
+            "reference_size": len(fit_on),
+        }
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Scores of ``X``, higher = more anomalous."""
+        return _oriented(self.name, self.model_.decision_function(_check(X)))
+
+    def tail_probability(self, X: np.ndarray) -> np.ndarray:
+        """Share of reference scores at or above each score of ``X`` (a p-value-like figure)."""
+        s = self.decision_function(X)
+        ref = self.reference_scores_
+        above = len(ref) - np.searchsorted(ref, s, side="left")
+        return (above + 1) / (len(ref) + 1)
+
+
+class DetectorEnsemble:
+    """Several detectors combined by their tail probabilities on the reference data.
+
+    Each detector's score becomes the share of reference scores at or above it; the combined
+    score is the mean of ``-log10`` of those shares, so it reads as "how many orders of
+    magnitude rarer than the reference" and detectors with different scales mix fairly.
+
+    Parameters
+    ----------
+    detectors : sequence of str
+    target_fpr : float
+        Share of the reference data allowed above ``threshold_``.
+    random_state : int
+    """
+
+    def __init__(
+        self,
+        detectors: tuple[str, ...] = ("ecod", "iforest", "hbos"),
+        target_fpr: float = 0.01,
+        random_state: int = 0,
+    ) -> None:
+        self.detectors = detectors
+        self.target_fpr = target_fpr
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, reference: np.ndarray | None = None) -> DetectorEnsemble:
+        """Fit every detector on ``reference`` (default ``X``) and score ``X``."""
+        X = _check(X)
+        ref = X if reference is None else _check(reference)
+        self.detectors_ = [
+            Detector(name, self.target_fpr, self.random_state).fit(ref) for name in self.detectors
+        ]
+        ref_scores = self.decision_function(ref)
+        self.reference_scores_ = np.sort(ref_scores)
+        self.threshold_ = float(np.quantile(ref_scores, 1 - self.target_fpr))
+        self.decision_scores_ = ref_scores if reference is None else self.decision_function(X)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self.metadata_ = {
+            "detector": "ensemble(" + ",".join(self.detectors) + ")",
+            "library": f"pyod {version('pyod')}",
+            "combination": "mean -log10 tail probability",
+            "threshold": self.threshold_,
+            "target_fpr": self.target_fpr,
+            "reference_size": len(ref),
+        }
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        X = _check(X)
+        parts = [-np.log10(d.tail_probability(X)) for d in self.detectors_]
+        return np.mean(parts, axis=0)
+
+
+def _check(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"expected a non-empty 2-D matrix, got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("matrix has NaN or infinite values")
+    return X

@@ -1,0 +1,316 @@
+"""Rule induction: a short, precise conjunction that covers one campaign.
+
+Greedy and precision-first (REFERENCES.md, "Turning a cluster into a rule"): candidates come only
+from values seen in the campaign; each step adds the predicate that removes the most background
+hits while the rule still covers at least ``min_recall`` of the campaign; predicates that no
+longer remove anything are dropped. Precision is measured on the whole background, never a
+sample: rare false positives vanish from samples.
+
+Actors rotate their most visible signal once blocked, so the inducer first tries only durable
+attributes (shapes, classes, builds, numeric ranges) and falls back to exact values (domains,
+subnets, device ids) only where durable ones cannot reach the precision floor; and it induces
+several rules per campaign over disjoint attributes, each precise on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomaly.rules import evaluate
+from anomaly.stats import wilson_lower
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RULE_ATTRIBUTES", "GreedyRuleInducer", "InducedRule"]
+
+# attribute -> (predicate family, durability tier): tier 1 is what an actor cannot cheaply change
+RULE_ATTRIBUTES: dict[str, dict[str, tuple[str, int]]] = {
+    "signups": {
+        "username_shape": ("in", 1),
+        "display_name_shape": ("in", 1),
+        "email_tld": ("in", 1),
+        "ua_build": ("in", 1),
+        "ua_family": ("in", 1),
+        "ua_os": ("in", 1),
+        "ip_asn": ("in", 1),
+        "ip_country": ("in", 1),
+        "signup_flow": ("in", 1),
+        "email_local_has_plus": ("in", 1),
+        "username_len": ("range", 1),
+        "username_digits": ("range", 1),
+        "username_vowel_share": ("range", 1),
+        "email_local_dots": ("range", 1),
+        "captcha_score": ("range", 1),
+        "email_domain": ("in", 2),
+        "ip_prefix16": ("in", 2),
+        "ip_prefix24": ("in", 2),
+        "device_id": ("in", 2),
+        "user_agent": ("in", 2),
+    },
+    "senders": {
+        "sender_local_shape": ("in", 1),
+        "sender_tld": ("in", 1),
+        "subject_skeleton": ("in", 1),
+        "subject_shape": ("in", 1),
+        "x_mailer": ("in", 1),
+        "url_tld": ("in", 1),
+        "recipient_count": ("range", 1),
+        "sender_domain": ("in", 2),
+        "url_domain": ("in", 2),
+        "sender_ip_prefix24": ("in", 2),
+        "sender_ip_prefix16": ("in", 2),
+    },
+}
+
+
+@dataclass
+class InducedRule:
+    """A rule found for one campaign, with its figures on the data it was learned from."""
+
+    condition: dict[str, Any]
+    attributes: tuple[str, ...]
+    true_positives: int
+    false_positives: int
+    campaign_size: int
+    background_size: int
+    tier: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hits(self) -> int:
+        return self.true_positives + self.false_positives
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.hits if self.hits else 0.0
+
+    @property
+    def precision_lower(self) -> float:
+        return wilson_lower(self.true_positives, self.hits)
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.campaign_size if self.campaign_size else 0.0
+
+
+@dataclass
+class _Candidate:
+    attr: str
+    tier: int
+    condition: dict[str, Any]
+    mask: np.ndarray
+
+
+class GreedyRuleInducer:
+    """Induce precise conjunctive rules for one campaign against the background.
+
+    Parameters
+    ----------
+    kind : str
+        Entity kind; selects the attributes in :data:`RULE_ATTRIBUTES`.
+    min_recall : float
+        Share of the campaign a rule must keep covering.
+    value_coverage : float
+        An ``in`` candidate lists the campaign's most frequent values until they cover this
+        share of it.
+    max_values : int
+        Longest ``in`` list; an attribute needing more values is no candidate.
+    max_predicates : int
+    n_rules : int
+        Rules per campaign, over disjoint attribute sets.
+    min_precision : float
+        A rule whose precision on the learning data is below this is not returned.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        min_recall: float = 0.9,
+        value_coverage: float = 0.97,
+        max_values: int = 40,
+        max_predicates: int = 4,
+        n_rules: int = 3,
+        min_precision: float = 0.95,
+    ) -> None:
+        self.kind = kind
+        self.min_recall = min_recall
+        self.value_coverage = value_coverage
+        self.max_values = max_values
+        self.max_predicates = max_predicates
+        self.n_rules = n_rules
+        self.min_precision = min_precision
+
+    def induce(self, attrs: pd.DataFrame, positive: np.ndarray) -> list[InducedRule]:
+        """Rules covering the rows where ``positive`` is true.
+
+        Parameters
+        ----------
+        attrs : DataFrame of shape (n_rows, n_attributes)
+            Attributes of every row: the campaign and the whole background.
+        positive : ndarray of bool, shape (n_rows,)
+            The campaign's rows.
+
+        Returns
+        -------
+        list of InducedRule
+            At most ``n_rules``, best first; possibly empty.
+        """
+        positive = np.asarray(positive, dtype=bool)
+        if positive.shape != (len(attrs),):
+            raise ValueError("positive must have one entry per row of attrs")
+        if not positive.any():
+            return []
+        candidates = self._candidates(attrs, positive)
+        rules: list[InducedRule] = []
+        used: set[str] = set()
+        for _ in range(self.n_rules):
+            pool = [c for c in candidates if c.attr not in used]
+            rule = None
+            for tier in (1, 2):
+                chosen = self._greedy([c for c in pool if c.tier <= tier], positive)
+                if not chosen:
+                    continue
+                rule = self._finish(chosen, attrs, positive, tier)
+                if rule.precision >= max(self.min_precision, 0.999):
+                    break
+            if rule is None or rule.precision < self.min_precision:
+                break
+            rules.append(rule)
+            used.update(rule.attributes)
+        return rules
+
+    def _candidates(self, attrs: pd.DataFrame, positive: np.ndarray) -> list[_Candidate]:
+        out: list[_Candidate] = []
+        for attr, (family, tier) in RULE_ATTRIBUTES[self.kind].items():
+            if attr not in attrs:
+                continue
+            col = attrs[attr]
+            pos_vals = col[positive].dropna()
+            if len(pos_vals) < self.min_recall * positive.sum():
+                continue  # too often missing in the campaign to carry a rule
+            if family == "in":
+                cand = self._in_candidate(attr, tier, col, pos_vals, int(positive.sum()))
+            else:
+                cand = self._range_candidate(attr, tier, col, pos_vals)
+            if cand is not None:
+                out.append(cand)
+        return out
+
+    def _in_candidate(
+        self, attr: str, tier: int, col: pd.Series, pos_vals: pd.Series, n_pos: int
+    ) -> _Candidate | None:
+        counts = pos_vals.value_counts(sort=False).reset_index()
+        counts.columns = ["v", "n"]
+        counts = counts.sort_values(["n", "v"], ascending=[False, True], kind="stable")
+        cum = counts["n"].cumsum().to_numpy()
+        need = int(np.searchsorted(cum, self.value_coverage * n_pos) + 1)
+        need = min(need, len(counts))
+        if need > self.max_values:
+            return None
+        values = sorted(_native(v) for v in counts["v"].iloc[:need])
+        mask = col.isin(values).fillna(False).to_numpy(dtype=bool)
+        cond = (
+            {"op": "eq", "attr": attr, "value": values[0]}
+            if len(values) == 1
+            else {"op": "in", "attr": attr, "values": values}
+        )
+        return _Candidate(attr, tier, cond, mask)
+
+    def _range_candidate(
+        self, attr: str, tier: int, col: pd.Series, pos_vals: pd.Series
+    ) -> _Candidate | None:
+        v = pd.to_numeric(pos_vals, errors="coerce").dropna().astype("float64").to_numpy()
+        if len(v) == 0:
+            return None
+        tail = (1 - self.value_coverage) / 2
+        lo, hi = np.quantile(v, [tail, 1 - tail], method="inverted_cdf")
+        integer = pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)
+        lo_v: float | int = int(lo) if integer else float(lo)
+        hi_v: float | int = int(hi) if integer else float(hi)
+        full = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            mask = (full >= lo_v) & (full <= hi_v)
+        cond = {"op": "range", "attr": attr, "min": lo_v, "max": hi_v}
+        return _Candidate(attr, tier, cond, mask)
+
+    def _greedy(self, pool: list[_Candidate], positive: np.ndarray) -> list[_Candidate]:
+        n_pos = int(positive.sum())
+        need = self.min_recall * n_pos
+        cur = np.ones(len(positive), dtype=bool)
+        cur_fp = int((~positive).sum())
+        chosen: list[_Candidate] = []
+        neg = ~positive
+        while len(chosen) < self.max_predicates and cur_fp > 0:
+            best: tuple[int, int, int, str] | None = None
+            best_c: _Candidate | None = None
+            for c in pool:
+                if any(c.attr == ch.attr for ch in chosen):
+                    continue
+                new = cur & c.mask
+                tp = int(np.count_nonzero(new & positive))
+                if tp < need:
+                    continue
+                fp = int(np.count_nonzero(new & neg))
+                key = (cur_fp - fp, tp, -c.tier, c.attr)
+                if key[0] > 0 and (best is None or key[:3] > best[:3]):
+                    best, best_c = key, c
+            if best_c is None:
+                break
+            chosen.append(best_c)
+            cur &= best_c.mask
+            cur_fp = int(np.count_nonzero(cur & neg))
+        return _prune(chosen, positive)
+
+    def _finish(
+        self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, tier: int
+    ) -> InducedRule:
+        chosen = sorted(chosen, key=lambda c: c.attr)
+        cond = (
+            chosen[0].condition
+            if len(chosen) == 1
+            else {"op": "and", "args": [c.condition for c in chosen]}
+        )
+        # Figures come from the shipped evaluator, not the candidate masks, so they describe
+        # exactly what enforcement will run.
+        hit = evaluate(cond, attrs)
+        tp = int(np.count_nonzero(hit & positive))
+        fp = int(np.count_nonzero(hit & ~positive))
+        return InducedRule(
+            condition=cond,
+            attributes=tuple(c.attr for c in chosen),
+            true_positives=tp,
+            false_positives=fp,
+            campaign_size=int(positive.sum()),
+            background_size=int((~positive).sum()),
+            tier=max(c.tier for c in chosen),
+        )
+
+
+def _prune(chosen: list[_Candidate], positive: np.ndarray) -> list[_Candidate]:
+    """Drop predicates whose removal lets no extra background row through."""
+    neg = ~positive
+    changed = True
+    while changed and len(chosen) > 1:
+        changed = False
+        full = np.logical_and.reduce([c.mask for c in chosen])
+        fp_full = int(np.count_nonzero(full & neg))
+        for i in range(len(chosen)):
+            rest = [c for j, c in enumerate(chosen) if j != i]
+            m = np.logical_and.reduce([c.mask for c in rest])
+            if int(np.count_nonzero(m & neg)) <= fp_full:
+                chosen = rest
+                changed = True
+                break
+    return chosen
+
+
+def _native(v: Any) -> Any:
+    """Plain Python scalar for JSON (numpy and pandas scalars are not serialisable)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

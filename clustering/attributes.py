@@ -1,0 +1,922 @@
+"""Derived, named attributes of input rows, defined once in Python and in DuckDB SQL.
+
+Features, rule induction, the Python rule evaluator and the exported SQL all read the same
+attributes (``email_domain``, ``username_shape``, ``ip_prefix24``, ``ua_family``, ...). Each is
+defined once here, by a chain of small string steps that carry both forms: a DuckDB SQL
+expression over the input contract's columns (it goes into the rule bundle) and a Python
+function applied to the distinct values of the column. The tests hold the two to identical
+values on hostile input.
+
+Portability rules followed by every definition:
+
+- Lower-casing is ASCII only (``translate`` in SQL, ``str.translate`` in Python): DuckDB's
+  ``lower()`` and Python's ``str.lower()`` disagree on characters such as 'İ' and final 'Σ'.
+- Regexes use explicit ASCII classes (no ``\\d``, ``\\w``, ``\\s``, no ``(?i)``) and never ``$``:
+  Python's ``$`` also matches before a trailing newline, RE2's does not. "After the last X"
+  is written ``(?s)^.*X(.*)``, whose greedy groups need no end anchor.
+- DuckDB's ``regexp_extract`` returns '' where Python finds no match: empty results of derived
+  strings become NULL on both sides (``NULLIF(..., '')``).
+- The SQL uses no lambdas or extensions, so it runs on any DuckDB >= 1.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clustering.kinds import get_kind
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "IPV4_PATTERN",
+    "IPV6_PATTERN",
+    "Attribute",
+    "attributes_for",
+    "compute_attributes",
+    "ensure_columns",
+    "ipv4_int",
+    "ipv4_int_sql",
+    "ipv4_ints",
+    "ipv6_expand",
+    "ipv6_expand_sql",
+    "ipv6_expanded",
+    "sql_identifier",
+    "sql_string",
+]
+
+Dtype = Literal["string", "integer", "float", "boolean"]
+
+_PANDAS_DTYPES: dict[str, str] = {
+    "string": "string",
+    "integer": "Int64",
+    "float": "float64",
+    "boolean": "boolean",
+}
+
+
+# --------------------------------------------------------------------------- SQL literals
+
+
+def sql_string(value: str) -> str:
+    """Quote ``value`` as a DuckDB string literal.
+
+    Standard SQL strings: only the quote is special (doubled); backslashes are literal in
+    DuckDB's ``'...'``, so attacker text cannot leave the literal. NUL characters are spliced
+    in with ``chr(0)`` so the SQL text itself stays free of them.
+    """
+    quoted = "'" + value.replace("'", "''") + "'"
+    if "\x00" in value:
+        quoted = "(" + quoted.replace("\x00", "' || chr(0) || '") + ")"
+    return quoted
+
+
+def sql_identifier(name: str) -> str:
+    """Quote ``name`` as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------- string steps
+
+_SQL_LOWER = f"'{string.ascii_uppercase}', '{string.ascii_lowercase}'"
+_V = "v"  # name of the capture group pyarrow's extract_regex reports
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One transformation of string values, in SQL and over an Arrow array.
+
+    The Arrow side runs on the distinct values of a column. pyarrow's regex kernels are RE2,
+    the engine DuckDB uses, so one pattern means the same on both sides.
+    """
+
+    sql: Callable[[str], str]
+    arrow: Callable[[pa.Array], pa.Array]
+
+    def then(self, other: _Step) -> _Step:
+        return _Step(
+            sql=lambda x: other.sql(self.sql(x)),
+            arrow=lambda a: other.arrow(self.arrow(a)),
+        )
+
+
+def _chain(*steps: _Step) -> _Step:
+    out = steps[0]
+    for s in steps[1:]:
+        out = out.then(s)
+    return out
+
+
+def _null_like(a: pa.Array) -> pa.Scalar:
+    return pa.scalar(None, type=a.type)
+
+
+def _nullif_empty_arrow(a: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(a, ""), _null_like(a), a)
+
+
+def _full(pattern: str) -> str:
+    """``pattern`` anchored at both ends: RE2 full match for substring-match kernels."""
+    return rf"\A(?:{pattern})\z"
+
+
+def _named_group(pattern: str, group: int) -> str:
+    """``pattern`` with capture group ``group`` (0 = whole match) named ``v``, others not
+    capturing (pyarrow's ``extract_regex`` wants named groups only)."""
+    out, seen, i, in_class = [], 0, 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern.startswith("[]", i) or pattern.startswith("[^]", i):
+                raise ValueError(f"pattern {pattern!r}: escape a leading ']' in a class")
+        elif c == "(" and not pattern.startswith("(?", i):
+            seen += 1
+            c = f"(?P<{_V}>" if seen == group else "(?:"
+        out.append(c)
+        i += 1
+    if group > seen:
+        raise ValueError(f"pattern {pattern!r} has no group {group}")
+    body = "".join(out)
+    return f"(?P<{_V}>{body})" if group == 0 else body
+
+
+def _lower() -> _Step:
+    return _Step(sql=lambda x: f"translate({x}, {_SQL_LOWER})", arrow=pc.ascii_lower)
+
+
+def _extract(pattern: str, group: int = 0) -> _Step:
+    """Group ``group`` of the first match of ``pattern``; '' or no match -> missing."""
+    named = _named_group(pattern, group)
+
+    def arrow(a: pa.Array) -> pa.Array:
+        return _nullif_empty_arrow(pc.struct_field(pc.extract_regex(a, named), _V))
+
+    return _Step(
+        sql=lambda x: f"NULLIF(regexp_extract({x}, {sql_string(pattern)}, {group}), '')",
+        arrow=arrow,
+    )
+
+
+def _replace(pattern: str, repl: str, *, first_only: bool = False) -> _Step:
+    """Replace every (or the first) match of ``pattern`` by ``repl`` (RE2 ``\\1`` syntax)."""
+    flag = "" if first_only else ", 'g'"
+    return _Step(
+        sql=lambda x: f"regexp_replace({x}, {sql_string(pattern)}, {sql_string(repl)}{flag})",
+        arrow=lambda a: pc.replace_substring_regex(
+            a, pattern, repl, max_replacements=1 if first_only else None
+        ),
+    )
+
+
+def _if_full_match(pattern: str, then: _Step) -> _Step:
+    """``then`` applied to values that fully match ``pattern``; others -> missing."""
+
+    def sql(x: str) -> str:
+        return f"CASE WHEN regexp_full_match({x}, {sql_string(pattern)}) THEN {then.sql(x)} END"
+
+    def arrow(a: pa.Array) -> pa.Array:
+        out = then.arrow(a)
+        return pc.if_else(pc.match_substring_regex(a, _full(pattern)), out, _null_like(out))
+
+    return _Step(sql=sql, arrow=arrow)
+
+
+def _nullif_empty() -> _Step:
+    return _Step(sql=lambda x: f"NULLIF({x}, '')", arrow=_nullif_empty_arrow)
+
+
+def _length() -> _Step:
+    # DuckDB length() counts code points, like utf8_length.
+    return _Step(sql=lambda x: f"length({x})", arrow=lambda a: pc.utf8_length(a).cast(pa.int64()))
+
+
+def _count_chars(negated_class: str) -> _Step:
+    """Number of characters not in ``negated_class`` ('[^0-9]' counts digits)."""
+    return _chain(_replace(negated_class, ""), _length())
+
+
+def _count_literal(char: str) -> _Step:
+    """Number of occurrences of the single character ``char``."""
+    lit = sql_string(char)
+    return _Step(
+        sql=lambda x: f"(length({x}) - length(replace({x}, {lit}, '')))",
+        arrow=lambda a: pc.count_substring(a, char).cast(pa.int64()),
+    )
+
+
+def _contains(literal: str) -> _Step:
+    return _Step(
+        sql=lambda x: f"contains({x}, {sql_string(literal)})",
+        arrow=lambda a: pc.match_substring(a, literal),
+    )
+
+
+def _trim(chars: str, *, right_only: bool = False) -> _Step:
+    fn, kernel = ("rtrim", pc.utf8_rtrim) if right_only else ("trim", pc.utf8_trim)
+    return _Step(
+        sql=lambda x: f"{fn}({x}, {sql_string(chars)})",
+        arrow=lambda a: kernel(a, characters=chars),
+    )
+
+
+def _suffix(text: str) -> _Step:
+    return _Step(
+        sql=lambda x: f"({x} || {sql_string(text)})",
+        arrow=lambda a: pc.binary_join_element_wise(a, text, ""),
+    )
+
+
+def _left(n: int) -> _Step:
+    return _Step(sql=lambda x: f"left({x}, {n})", arrow=lambda a: pc.utf8_slice_codeunits(a, 0, n))
+
+
+def _ci(word: str) -> str:
+    """Case-insensitive ASCII regex for ``word`` without ``(?i)`` (RE2 folds 'K' to 'k')."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# --------------------------------------------------------------------------- shared chains
+
+_WS = r"[ \t\n\r\f\v]"
+_AFTER_LAST_AT = _extract(r"(?s)^.*@(.*)", 1)
+_BEFORE_LAST_AT = _extract(r"(?s)^(.*)@", 1)
+# Last dot-separated label, unless it is all digits (an IP literal has no TLD).
+_TLD = _chain(_extract(r"(?s)^.*\.(.*)", 1), _extract(r"(?s)^.*[^0-9].*"))
+# Lower-case ASCII letter runs -> 'a', digits -> '9': "john.smith1987" -> "a.a9999".
+_NAME_SHAPE = _chain(_replace("[0-9]", "9"), _replace("[a-z]+", "a"), _nullif_empty())
+# Case-aware shape of free text: "Invoice 2024 READY" -> "Aa 9999 A".
+_TEXT_SHAPE = _chain(
+    _replace("[0-9]", "9"),
+    _replace("[A-Z]+", "A"),
+    _replace("[a-z]+", "a"),
+    _replace(_WS + "+", " "),
+    _trim(" "),
+    _nullif_empty(),
+)
+
+# --------------------------------------------------------------------------- IP addresses
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_PATTERN = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+_H = "[0-9a-fA-F]{1,4}"
+# Textbook IPv6 (pure hex: no zone id, no dotted IPv4 tail), without lookarounds.
+IPV6_PATTERN = (
+    rf"({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}"
+    rf"|({_H}:){{1,4}}(:{_H}){{1,3}}|({_H}:){{1,3}}(:{_H}){{1,4}}|({_H}:){{1,2}}(:{_H}){{1,5}}"
+    rf"|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:)"
+)
+# Python's re agrees with RE2 on these two: explicit classes, no '$', full match only.
+_IPV4_RX = re.compile(IPV4_PATTERN, re.ASCII)
+_IPV6_RX = re.compile(IPV6_PATTERN, re.ASCII)
+
+
+def ipv4_int(s: str) -> int | None:
+    """Integer value of a dotted IPv4 address; ``None`` unless ``s`` is exactly one."""
+    if not _IPV4_RX.fullmatch(s):
+        return None
+    a, b, c, d = (int(p) for p in s.split("."))
+    return ((a * 256 + b) * 256 + c) * 256 + d
+
+
+def ipv4_int_sql(x: str) -> str:
+    """SQL form of :func:`ipv4_int` over the SQL expression ``x``."""
+    parts = [f"TRY_CAST(split_part({x}, '.', {i}) AS BIGINT)" for i in range(1, 5)]
+    value = f"((({parts[0]} * 256 + {parts[1]}) * 256 + {parts[2]}) * 256 + {parts[3]})"
+    return f"CASE WHEN regexp_full_match({x}, {sql_string(IPV4_PATTERN)}) THEN {value} END"
+
+
+def _n_groups(s: str) -> int:
+    return 0 if s == "" else s.count(":") + 1
+
+
+def ipv6_expand(s: str) -> str | None:
+    """Fully expanded lower-case IPv6 text ("2001:0db8:0000:...:0001", 39 characters).
+
+    Fixed width makes text order numeric order, so a CIDR block is a text range.
+    ``None`` unless ``s`` is a pure-hex IPv6 address. Same steps as :func:`ipv6_expand_sql`.
+    """
+    if not _IPV6_RX.fullmatch(s):
+        return None
+    low = s.lower()  # validated ASCII
+    if "::" in low:
+        head, tail = low.split("::", 1)
+        low = (head + ":" + "0:" * (8 - _n_groups(head) - _n_groups(tail)) + tail).strip(":")
+    padded = re.sub("([0-9a-f]+)", r"000\1", low)
+    return re.sub("[0-9a-f]*([0-9a-f]{4})", r"\1", padded)
+
+
+def ipv6_expand_sql(x: str) -> str:
+    """SQL form of :func:`ipv6_expand` over the SQL expression ``x``."""
+    low = f"lower({x})"  # only used for validated ASCII input
+    head, tail = f"split_part({low}, '::', 1)", f"split_part({low}, '::', 2)"
+
+    def n_groups(g: str) -> str:
+        colons = f"length({g}) - length(replace({g}, ':', ''))"
+        return f"(CASE WHEN {g} = '' THEN 0 ELSE {colons} + 1 END)"
+
+    zeros = f"repeat('0:', 8 - {n_groups(head)} - {n_groups(tail)})"
+    joined = f"trim({head} || ':' || {zeros} || {tail}, ':')"
+    expanded = f"CASE WHEN contains({low}, '::') THEN {joined} ELSE {low} END"
+    padded = f"regexp_replace({expanded}, '([0-9a-f]+)', '000\\1', 'g')"
+    fixed = f"regexp_replace({padded}, '[0-9a-f]*([0-9a-f]{{4}})', '\\1', 'g')"
+    return f"CASE WHEN regexp_full_match({x}, {sql_string(IPV6_PATTERN)}) THEN {fixed} END"
+
+
+def _where_valid(
+    a: pa.Array, pattern: str, fn: Callable[[pa.Array], pa.Array], type_: pa.DataType
+) -> pa.Array:
+    """``fn`` over the values that fully match ``pattern`` only; others -> null."""
+    valid = pc.fill_null(pc.match_substring_regex(a, _full(pattern)), False)
+    mask = valid.to_numpy(zero_copy_only=False)
+    out = fn(pc.filter(a, valid)).cast(type_)
+    # Valid rows take their result, the others the null appended at the end.
+    idx = np.where(mask, np.cumsum(mask) - 1, len(out))
+    return pc.take(pa.concat_arrays([out, pa.nulls(1, type_)]), pa.array(idx))
+
+
+def _ipv6_expand_valid(low_valid: pa.Array) -> pa.Array:
+    low = pc.ascii_lower(low_valid)
+    parts = pc.extract_regex(low, r"\A(?P<h>[0-9a-f:]*?)::(?P<t>[0-9a-f:]*)\z")
+    head, tail = pc.struct_field(parts, "h"), pc.struct_field(parts, "t")
+
+    def n_groups(g: pa.Array) -> pa.Array:
+        colons = pc.count_substring(g, ":").cast(pa.int64())
+        return pc.if_else(pc.equal(g, ""), 0, pc.add(colons, 1))
+
+    zeros = pc.binary_repeat("0:", pc.subtract(8, pc.add(n_groups(head), n_groups(tail))))
+    joined = pc.utf8_trim(pc.binary_join_element_wise(head, ":", zeros, tail, ""), ":")
+    expanded = pc.if_else(pc.match_substring(low, "::"), joined, low)
+    padded = pc.replace_substring_regex(expanded, "([0-9a-f]+)", r"000\1")
+    return pc.replace_substring_regex(padded, "[0-9a-f]*([0-9a-f]{4})", r"\1")
+
+
+def _ipv6_expand_arrow(a: pa.Array) -> pa.Array:
+    """Vectorised :func:`ipv6_expand` (the same steps as its SQL form)."""
+    return _where_valid(a, IPV6_PATTERN, _ipv6_expand_valid, pa.string())
+
+
+def _ipv4_int_valid(a: pa.Array) -> pa.Array:
+    parts = pc.extract_regex(a, r"\A(?P<a>[0-9]+)\.(?P<b>[0-9]+)\.(?P<c>[0-9]+)\.(?P<d>[0-9]+)\z")
+    value = pa.scalar(0, pa.int64())
+    for name in "abcd":
+        value = pc.add(pc.multiply(value, 256), pc.struct_field(parts, name).cast(pa.int64()))
+    return value
+
+
+def _ipv4_int_arrow(a: pa.Array) -> pa.Array:
+    """Vectorised :func:`ipv4_int`."""
+    return _where_valid(a, IPV4_PATTERN, _ipv4_int_valid, pa.int64())
+
+
+def ipv4_ints(values: pd.Series) -> pd.Series:
+    """:func:`ipv4_int` of every value (``Int64``; missing where not an IPv4 address)."""
+    return _typed(_apply_step(values, _Step(sql=ipv4_int_sql, arrow=_ipv4_int_arrow)),
+                  values.index, "integer")  # fmt: skip
+
+
+def ipv6_expanded(values: pd.Series) -> pd.Series:
+    """:func:`ipv6_expand` of every value (``string``; missing where not IPv6)."""
+    return _typed(_apply_step(values, _IPV6_EXPAND), values.index, "string")
+
+
+_IPV6_EXPAND = _Step(sql=ipv6_expand_sql, arrow=_ipv6_expand_arrow)
+_IP_VERSION = _Step(
+    sql=lambda x: (
+        f"CASE WHEN regexp_full_match({x}, {sql_string(IPV4_PATTERN)}) THEN 4 "
+        f"WHEN regexp_full_match({x}, {sql_string(IPV6_PATTERN)}) THEN 6 END"
+    ),
+    arrow=lambda a: pc.if_else(
+        pc.match_substring_regex(a, _full(IPV4_PATTERN)),
+        pa.scalar(4, pa.int64()),
+        pc.if_else(
+            pc.match_substring_regex(a, _full(IPV6_PATTERN)),
+            pa.scalar(6, pa.int64()),
+            pa.scalar(None, pa.int64()),
+        ),
+    ),
+)
+_PREFIX24 = _if_full_match(
+    IPV4_PATTERN, _chain(_extract(r"^([0-9]+\.[0-9]+\.[0-9]+)\.", 1), _suffix(".0/24"))
+)
+_PREFIX16 = _if_full_match(
+    IPV4_PATTERN, _chain(_extract(r"^([0-9]+\.[0-9]+)\.", 1), _suffix(".0.0/16"))
+)
+_PREFIX48 = _chain(_IPV6_EXPAND, _left(14), _suffix("::/48"))
+_PREFIX64 = _chain(_IPV6_EXPAND, _left(19), _suffix("::/64"))
+
+# --------------------------------------------------------------------------- user agents
+
+_VERSION = "/[0-9][0-9A-Za-z._-]*"
+_GENERIC_TOKEN = "[A-Za-z][A-Za-z0-9_.-]*" + _VERSION
+# (family, detection regex searched in the ASCII-lower-cased UA, version token in the raw UA).
+# Order matters: Edge and Opera UAs also say "Chrome/", Chrome's also say "Safari/".
+_UA_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("HeadlessChrome", "headlesschrome/", _ci("HeadlessChrome") + _VERSION),
+    ("Edge", "edg(e|a|ios)?/", _ci("Edg") + "[A-Za-z]*" + _VERSION),
+    ("Opera", "opr/|opera", "(" + _ci("OPR") + "|" + _ci("Opera") + ")" + _VERSION),
+    ("Samsung", "samsungbrowser/", _ci("SamsungBrowser") + _VERSION),
+    ("Chrome", "chrome/|crios/", "(" + _ci("Chrome") + "|" + _ci("CriOS") + ")" + _VERSION),
+    ("Firefox", "firefox/|fxios/", "(" + _ci("Firefox") + "|" + _ci("FxiOS") + ")" + _VERSION),
+    ("Safari", "safari/", _ci("Version") + _VERSION),
+    ("curl", "^curl/", _ci("curl") + _VERSION),
+    ("python-requests", "python-requests/", _ci("python-requests") + _VERSION),
+    ("okhttp", "okhttp/", _ci("okhttp") + _VERSION),
+    (
+        "Bot",
+        "bot|crawl|spider|slurp|scrapy|wget|python-urllib|aiohttp|httpx|go-http-client|java/"
+        "|libwww|httpclient|axios|node-fetch|headless|phantomjs|selenium|puppeteer|playwright",
+        "",  # the fallback build below
+    ),
+)
+_UA_OTHER = "Other"
+_UA_OS: tuple[tuple[str, str], ...] = (
+    ("Windows", "windows"),
+    ("iOS", "iphone|ipad|ipod"),
+    ("Android", "android"),
+    ("Mac OS X", "mac os x|macintosh"),
+    ("Linux", "linux|x11"),
+)
+# Bot and Other builds: the first name/version token after a leading "Mozilla/x.y".
+_FALLBACK_BUILD = _chain(
+    _replace("^Mozilla/[0-9.]+", "", first_only=True), _extract(_GENERIC_TOKEN)
+)
+
+
+def _ua_case(table: Iterable[tuple[str, str | _Step]], other: str | _Step) -> _Step:
+    """First detection regex (searched in the ASCII-lower-cased UA) that matches picks the value.
+
+    A value is a literal string or a ``_Step`` applied to the raw UA.
+    """
+    rows = list(table)
+
+    def render(v: str | _Step, x: str) -> str:
+        return v.sql(x) if isinstance(v, _Step) else sql_string(v)
+
+    def sql(x: str) -> str:
+        low = f"translate({x}, {_SQL_LOWER})"
+        whens = " ".join(
+            f"WHEN regexp_matches({low}, {sql_string(p)}) THEN {render(v, x)}" for p, v in rows
+        )
+        return f"CASE {whens} ELSE {render(other, x)} END"
+
+    def value(v: str | _Step, a: pa.Array) -> pa.Array | pa.Scalar:
+        return v.arrow(a) if isinstance(v, _Step) else pa.scalar(v, pa.string())
+
+    def arrow(a: pa.Array) -> pa.Array:
+        low = pc.ascii_lower(a)
+        out = pc.if_else(pc.is_null(a), pa.scalar(None, pa.string()), value(other, a))
+        for p, v in reversed(rows):  # the first matching row must win: apply it last
+            out = pc.if_else(pc.match_substring_regex(low, p), value(v, a), out)
+        return out.cast(pa.string())
+
+    return _Step(sql=sql, arrow=arrow)
+
+
+_UA_FAMILY = _ua_case(((p, fam) for fam, p, _ in _UA_FAMILIES), _UA_OTHER)
+_UA_BUILD = _ua_case(
+    ((p, _extract(tok) if tok else _FALLBACK_BUILD) for _, p, tok in _UA_FAMILIES),
+    _FALLBACK_BUILD,
+)
+_UA_OS_STEP = _ua_case(((p, name) for name, p in _UA_OS), _UA_OTHER)
+
+# --------------------------------------------------------------------------- misc chains
+
+_SUBJECT_SKELETON = _chain(
+    _lower(),
+    _replace("[0-9]+", "#"),
+    _replace(_WS + "+", " "),
+    _trim(" "),
+    _nullif_empty(),
+)
+_URL_HOST = _chain(
+    _extract(
+        "[Hh][Tt][Tt][Pp][Ss]?://([^/?#@ \\t\\n\\r\\f\\v]*@)?"
+        "([^/?#:@ \\t\\n\\r\\f\\v\"'<>()\\[\\]{}\\\\]+)",
+        2,
+    ),
+    _lower(),
+    _trim(".", right_only=True),
+    _nullif_empty(),
+)
+
+
+def _vowel_share_sql(x: str) -> str:
+    letters = f"length(regexp_replace({x}, '[^a-z]', '', 'g'))"
+    vowels = f"length(regexp_replace({x}, '[^aeiou]', '', 'g'))"
+    # Integer round-half-up, exact on both sides (round() differs: banker's vs half-up).
+    return (
+        f"CASE WHEN {letters} > 0 THEN "
+        f"CAST((200 * {vowels} + {letters}) // (2 * {letters}) AS DOUBLE) / 100.0 END"
+    )
+
+
+def _vowel_share_arrow(a: pa.Array) -> pa.Array:
+    def count(neg: str) -> np.ndarray:
+        n = pc.utf8_length(pc.replace_substring_regex(a, neg, ""))
+        return pc.fill_null(n, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    letters, vowels = count("[^a-z]"), count("[^aeiou]")
+    ok = letters > 0
+    share = (200 * vowels + letters) // np.where(ok, 2 * letters, 1) / 100.0
+    return pa.array(share, mask=~ok, type=pa.float64())
+
+
+_VOWEL_SHARE = _Step(sql=_vowel_share_sql, arrow=_vowel_share_arrow)
+
+# --------------------------------------------------------------------------- attributes
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A derived, named attribute of an input row.
+
+    Attributes
+    ----------
+    name, kind : str
+        Attribute name and the entity kind whose rows it reads.
+    dtype : {"string", "integer", "float", "boolean"}
+        Value type (pandas ``string``, ``Int64``, ``float64``, ``boolean``).
+    sql : str
+        DuckDB expression over the input contract's columns; same values as ``compute``.
+    description : str
+        What it means, for the bundle and the report.
+    compute : callable
+        ``compute(df) -> Series`` aligned with ``df``; missing values are ``<NA>`` (NaN for
+        floats).
+    requires : tuple of str
+        Input columns it reads.
+    holds_ip : bool
+        Whether values are IP address text (``cidr`` predicates apply).
+    """
+
+    name: str
+    kind: str
+    dtype: Dtype
+    sql: str
+    description: str
+    compute: Callable[[pd.DataFrame], pd.Series]
+    requires: tuple[str, ...]
+    holds_ip: bool = False
+
+
+def _column_values(df: pd.DataFrame, column: str) -> pd.Series:
+    """``df[column]``, or all-missing when the optional column is absent."""
+    if column in df.columns:
+        return df[column]
+    return pd.Series(None, index=df.index, dtype="object")
+
+
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    """The column as an Arrow string array (missing -> null)."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        values = values.astype("string")
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: stringify the non-missing
+        arr = pa.array(values.astype("string"), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), pa.string())
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pa.array(values.astype("string"), from_pandas=True)
+    # One string type throughout: kernels do not mix string and large_string arguments.
+    return arr.cast(pa.string())
+
+
+def _apply_step(values: pd.Series, step: _Step) -> pa.Array:
+    """``step`` over the distinct values only (user agents and domains repeat a lot)."""
+    enc = _arrow_strings(values).dictionary_encode()
+    return pc.take(step.arrow(enc.dictionary), enc.indices)
+
+
+_ARROW_TO_PANDAS = {
+    pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def _typed(values: Any, index: pd.Index, dtype: Dtype) -> pd.Series:
+    """Values (Arrow array, Series or array-like) as a Series of the attribute's dtype."""
+    if isinstance(values, pa.Array):
+        if dtype == "float":
+            values = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            values = values.to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
+    out = pd.Series(np.asarray(values) if dtype == "float" else values, copy=False)
+    out = out.astype(_PANDAS_DTYPES[dtype])
+    out.index = index
+    return out
+
+
+_Compute = Callable[[pd.DataFrame], Any]
+
+
+def _derived(column: str, step: _Step) -> tuple[str, _Compute]:
+    """SQL and Python forms of ``step`` applied to one input column."""
+    return step.sql(sql_identifier(column)), lambda df: _apply_step(
+        _column_values(df, column), step
+    )
+
+
+def _passthrough(column: str, dtype: Dtype) -> tuple[str, _Compute]:
+    """An input column as it is (cast to the attribute's type)."""
+    col = sql_identifier(column)
+    if dtype == "string":
+        return col, lambda df: _arrow_strings(_column_values(df, column))
+    if dtype == "float":
+        # NaN is missing in pandas; DuckDB would keep a real NaN (and sort it above +inf).
+        sql = f"NULLIF(CAST({col} AS DOUBLE), CAST('NaN' AS DOUBLE))"
+        return sql, lambda df: pd.to_numeric(_column_values(df, column), errors="coerce")
+    cast = {"integer": "BIGINT", "boolean": "BOOLEAN"}[dtype]
+    return f"CAST({col} AS {cast})", lambda df: _column_values(df, column).astype(
+        _PANDAS_DTYPES[dtype]
+    )
+
+
+def _utc_hour(column: str) -> tuple[str, _Compute]:
+    """UTC hour of a timestamp column, whatever the session time zone.
+
+    ``epoch_ms`` reads TIMESTAMP as UTC and TIMESTAMPTZ as an instant, whereas ``hour()`` of
+    a TIMESTAMPTZ follows the session's TimeZone setting.
+    """
+    day = 86_400_000
+    sql = (
+        f"CAST((((epoch_ms({sql_identifier(column)}) % {day}) + {day}) % {day}) // 3600000 "
+        "AS INTEGER)"
+    )
+
+    def compute(df: pd.DataFrame) -> Any:
+        return pd.to_datetime(_column_values(df, column), utc=True).dt.hour
+
+    return sql, compute
+
+
+_OWN_USERNAME = _chain(_lower(), _nullif_empty())
+_EMAIL_LOCAL = _chain(_lower(), _BEFORE_LAST_AT)
+_USERNAME_SQL = (
+    f"COALESCE({_OWN_USERNAME.sql(sql_identifier('username'))}, "
+    f"{_EMAIL_LOCAL.sql(sql_identifier('email'))})"
+)
+
+
+def _username_values(df: pd.DataFrame) -> pa.Array:
+    """Lower-cased username, or the email's local part when it is missing or empty."""
+    own = _apply_step(_column_values(df, "username"), _OWN_USERNAME)
+    local = _apply_step(_column_values(df, "email"), _EMAIL_LOCAL)
+    return pc.coalesce(own, local)
+
+
+def _on_username(step: _Step | None = None) -> tuple[str, _Compute]:
+    """``step`` applied to the ``username`` attribute (its SQL inlined)."""
+    if step is None:
+        return _USERNAME_SQL, _username_values
+
+    def compute(df: pd.DataFrame) -> Any:
+        enc = _username_values(df).dictionary_encode()
+        return pc.take(step.arrow(enc.dictionary), enc.indices)
+
+    return step.sql(_USERNAME_SQL), compute
+
+
+_Def = tuple[str, str, Dtype, tuple[str, _Compute], tuple[str, ...], str]
+
+
+def _signup_defs() -> list[_Def]:
+    email, ip, ua = "email", "ip", "user_agent"
+    low = _lower()
+    return [
+        ("email", email, "string", _derived(email, low), (email,),
+         "email address, ASCII lower-cased"),
+        ("email_domain", email, "string",
+         _derived(email, _chain(low, _AFTER_LAST_AT)), (email,),
+         "lower-cased text after the last '@' of the email"),
+        ("email_tld", email, "string",
+         _derived(email, _chain(low, _AFTER_LAST_AT, _TLD)), (email,),
+         "last dot-separated label of email_domain (null if none or all digits)"),
+        ("email_local", email, "string",
+         _derived(email, _chain(low, _BEFORE_LAST_AT)), (email,),
+         "lower-cased text before the last '@' of the email"),
+        ("email_local_has_plus", email, "boolean",
+         _derived(email, _chain(low, _BEFORE_LAST_AT, _contains("+"))), (email,),
+         "whether the email's local part has a '+' tag"),
+        ("email_local_dots", email, "integer",
+         _derived(email, _chain(low, _BEFORE_LAST_AT, _count_literal("."))),
+         (email,), "number of '.' in the email's local part"),
+        ("username", "username", "string", _on_username(), ("username", email),
+         "lower-cased username; the email's local part when missing or empty"),
+        ("username_shape", "username", "string", _on_username(_NAME_SHAPE),
+         ("username", email), "username with digits -> '9', then [a-z] runs -> 'a'"),
+        ("username_len", "username", "integer", _on_username(_length()),
+         ("username", email), "username length in code points"),
+        ("username_digits", "username", "integer", _on_username(_count_chars("[^0-9]")),
+         ("username", email), "number of ASCII digits in username"),
+        ("username_vowel_share", "username", "float", _on_username(_VOWEL_SHARE),
+         ("username", email),
+         "share of [aeiou] among [a-z] letters of username, rounded half-up to 0.01; "
+         "null without letters"),
+        ("display_name_shape", "display_name", "string",
+         _derived("display_name", _TEXT_SHAPE), ("display_name",),
+         "display name with digits -> '9', [A-Z] runs -> 'A', [a-z] runs -> 'a', "
+         "whitespace runs -> ' ', trimmed"),
+        ("ip", ip, "string", _derived(ip, low), (ip,), "signup IP, lower-cased"),
+        ("ip_version", ip, "integer", _derived(ip, _IP_VERSION), (ip,),
+         "4 or 6 when ip is a valid address, else null"),
+        ("ip_prefix24", ip, "string", _derived(ip, _PREFIX24), (ip,),
+         "'a.b.c.0/24' for an IPv4 ip, else null"),
+        ("ip_prefix16", ip, "string", _derived(ip, _PREFIX16), (ip,),
+         "'a.b.0.0/16' for an IPv4 ip, else null"),
+        ("ip_prefix48", ip, "string", _derived(ip, _PREFIX48), (ip,),
+         "first three groups of an IPv6 ip, zero-padded lower-case hex, + '::/48'"),
+        ("ip_prefix64", ip, "string", _derived(ip, _PREFIX64), (ip,),
+         "first four groups of an IPv6 ip, zero-padded lower-case hex, + '::/64'"),
+        ("ip_asn", "ip_asn", "integer", _passthrough("ip_asn", "integer"), ("ip_asn",),
+         "autonomous system number of the ip (input)"),
+        ("ip_country", "ip_country", "string", _passthrough("ip_country", "string"),
+         ("ip_country",), "ISO country of the ip (input)"),
+        ("user_agent", ua, "string", _passthrough(ua, "string"), (ua,), "raw user agent"),
+        ("ua_family", ua, "string", _derived(ua, _UA_FAMILY), (ua,),
+         "browser or client family from an ordered token table: " +
+         ", ".join(f for f, _, _ in _UA_FAMILIES) + ", else 'Other'"),
+        ("ua_os", ua, "string", _derived(ua, _UA_OS_STEP), (ua,),
+         "operating system: " + ", ".join(n for n, _ in _UA_OS) + ", else 'Other'"),
+        ("ua_build", ua, "string", _derived(ua, _UA_BUILD), (ua,),
+         "version token of the UA family as written, e.g. 'Chrome/119.0.6045.105'; for bots "
+         "and others the first name/version token after 'Mozilla/x'"),
+        ("device_id", "device_id", "string", _passthrough("device_id", "string"),
+         ("device_id",), "device or browser fingerprint (input)"),
+        ("signup_flow", "signup_flow", "string", _passthrough("signup_flow", "string"),
+         ("signup_flow",), "signup flow (input)"),
+        ("hour", "created_at", "integer", _utc_hour("created_at"), ("created_at",),
+         "UTC hour of created_at"),
+        ("captcha_score", "captcha_score", "float", _passthrough("captcha_score", "float"),
+         ("captcha_score",), "captcha score (input); NaN -> null"),
+    ]  # fmt: skip
+
+
+def _sender_defs() -> list[_Def]:
+    s, ip = "sender", "sender_ip"
+    low = _lower()
+    return [
+        ("sender", s, "string", _derived(s, low), (s,),
+         "sender address, ASCII lower-cased"),
+        ("sender_domain", s, "string", _derived(s, _chain(low, _AFTER_LAST_AT)), (s,),
+         "lower-cased text after the last '@' of sender"),
+        ("sender_tld", s, "string", _derived(s, _chain(low, _AFTER_LAST_AT, _TLD)),
+         (s,), "last dot-separated label of sender_domain (null if none or all digits)"),
+        ("sender_local", s, "string", _derived(s, _chain(low, _BEFORE_LAST_AT)),
+         (s,), "lower-cased text before the last '@' of sender"),
+        ("sender_local_shape", s, "string",
+         _derived(s, _chain(low, _BEFORE_LAST_AT, _NAME_SHAPE)), (s,),
+         "sender_local with digits -> '9', then [a-z] runs -> 'a'"),
+        ("sender_ip", ip, "string", _derived(ip, low), (ip,),
+         "sender IP, lower-cased"),
+        ("sender_ip_prefix24", ip, "string", _derived(ip, _PREFIX24), (ip,),
+         "'a.b.c.0/24' for an IPv4 sender_ip, else null"),
+        ("sender_ip_prefix16", ip, "string", _derived(ip, _PREFIX16), (ip,),
+         "'a.b.0.0/16' for an IPv4 sender_ip, else null"),
+        ("sender_ip_prefix48", ip, "string", _derived(ip, _PREFIX48), (ip,),
+         "first three groups of an IPv6 sender_ip, zero-padded lower-case hex, + '::/48'"),
+        ("x_mailer", "x_mailer", "string", _passthrough("x_mailer", "string"), ("x_mailer",),
+         "X-Mailer header (input)"),
+        ("subject_skeleton", "subject", "string",
+         _derived("subject", _SUBJECT_SKELETON), ("subject",),
+         "subject lower-cased, digit runs -> '#', whitespace runs -> ' ', trimmed"),
+        ("subject_shape", "subject", "string", _derived("subject", _TEXT_SHAPE),
+         ("subject",),
+         "subject with digits -> '9', [A-Z] runs -> 'A', [a-z] runs -> 'a', "
+         "whitespace runs -> ' ', trimmed"),
+        ("url_domain", "body", "string", _derived("body", _URL_HOST), ("body",),
+         "lower-cased host of the first http(s) URL in body (trailing dots dropped)"),
+        ("url_tld", "body", "string", _derived("body", _chain(_URL_HOST, _TLD)),
+         ("body",), "last label of url_domain (null if none or all digits)"),
+        ("recipient_count", "recipient_count", "integer",
+         _passthrough("recipient_count", "integer"), ("recipient_count",),
+         "number of recipients (input)"),
+        ("hour", "sent_at", "integer", _utc_hour("sent_at"), ("sent_at",), "UTC hour of sent_at"),
+        ("bounced", "bounced", "boolean", _passthrough("bounced", "boolean"), ("bounced",),
+         "whether the message bounced (input)"),
+        ("complained", "complained", "boolean", _passthrough("complained", "boolean"),
+         ("complained",), "whether a recipient complained (input)"),
+    ]  # fmt: skip
+
+
+_IP_ATTRIBUTES = frozenset({"ip", "sender_ip"})
+
+
+def _build(kind: str, defs: list[_Def]) -> dict[str, Attribute]:
+    out: dict[str, Attribute] = {}
+    for name, _src, dtype, (sql, raw), requires, description in defs:
+
+        def compute(df: pd.DataFrame, raw: Any = raw, dtype: Dtype = dtype) -> pd.Series:
+            return _typed(raw(df), df.index, dtype)
+
+        out[name] = Attribute(
+            name=name,
+            kind=kind,
+            dtype=dtype,
+            sql=sql,
+            description=description,
+            compute=compute,
+            requires=requires,
+            holds_ip=name in _IP_ATTRIBUTES,
+        )
+    return out
+
+
+_REGISTRY: dict[str, dict[str, Attribute]] = {
+    "signups": _build("signups", _signup_defs()),
+    "senders": _build("senders", _sender_defs()),
+}
+
+
+def attributes_for(kind: str) -> dict[str, Attribute]:
+    """All attributes of ``kind``, by name (a fresh dict; the attributes are immutable).
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown.
+    """
+    get_kind(kind)
+    return dict(_REGISTRY[kind])
+
+
+def ensure_columns(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` with every absent optional contract column added as typed, all-missing.
+
+    SQL over a table needs every column it names; Python treats absent optional columns as
+    missing. Adding them makes a frame usable by both.
+    """
+    k = get_kind(kind)
+    missing = [c for c in k.columns if c.name not in df.columns]
+    if not missing:
+        return df
+    types = {
+        "string": "string",
+        "integer": "Int64",
+        "float": "float64",
+        "boolean": "boolean",
+        "timestamp": "datetime64[us, UTC]",
+    }
+    extra = {c.name: pd.Series(None, index=df.index, dtype=types[c.type]) for c in missing}
+    return df.assign(**extra)
+
+
+def compute_attributes(
+    df: pd.DataFrame, kind: str, names: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Compute attributes of ``kind`` for every row of ``df``.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows of the input contract of ``kind``; absent optional columns count as missing.
+    kind : str
+        ``"signups"`` or ``"senders"``.
+    names : iterable of str, optional
+        Attributes to compute (default: all, in definition order).
+
+    Returns
+    -------
+    DataFrame
+        Index aligned with ``df``, one column per attribute: ``string``, ``Int64``,
+        ``float64`` or ``boolean``.
+
+    Raises
+    ------
+    ValueError
+        Unknown kind or attribute, or a required input column is absent.
+    """
+    attrs = attributes_for(kind)
+    wanted = list(attrs) if names is None else list(names)
+    unknown = [n for n in wanted if n not in attrs]
+    if unknown:
+        raise ValueError(f"unknown {kind} attribute(s) {unknown}; known: {sorted(attrs)}")
+    k = get_kind(kind)
+    cols: dict[str, pd.Series] = {}
+    for name in wanted:
+        a = attrs[name]
+        absent = [c for c in a.requires if c not in df.columns and c in k.required]
+        if absent:
+            raise ValueError(f"attribute {name!r} needs required column(s) {absent}")
+        cols[name] = a.compute(df)
+    return pd.DataFrame(cols, index=df.index)

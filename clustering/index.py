@@ -1,0 +1,142 @@
+"""FAISS neighbour index: the kNN graph for clustering and similarity search for analysts.
+
+FAISS is deterministic for the exact (flat) index whatever the thread count. The IVF index
+is trained with a seeded k-means and searched with a fixed ``nprobe``; its adds are
+single-threaded in FAISS, so the same input and seed give the same graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NeighborIndex", "knn_recall"]
+
+
+class NeighborIndex:
+    """Euclidean nearest-neighbour index over a float matrix.
+
+    Parameters
+    ----------
+    method : {"auto", "flat", "ivf"}
+        ``auto`` uses the exact flat index below ``exact_below`` rows and IVF above.
+    exact_below : int
+        Row count under which ``auto`` stays exact.
+    nlist : int or None
+        IVF cells; default ``4 * sqrt(n)``.
+    nprobe : int
+        IVF cells visited per query.
+    random_state : int
+        Seed of the IVF k-means.
+    """
+
+    def __init__(
+        self,
+        method: str = "auto",
+        exact_below: int = 100_000,
+        nlist: int | None = None,
+        nprobe: int = 8,
+        random_state: int = 0,
+    ) -> None:
+        self.method = method
+        self.exact_below = exact_below
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray) -> NeighborIndex:
+        """Build the index over ``X`` of shape (n_samples, n_features)."""
+        X = _as_f32(X)
+        n, d = X.shape
+        if n == 0:
+            raise ValueError("cannot index an empty matrix")
+        method = self.method
+        if method == "auto":
+            method = "flat" if n < self.exact_below else "ivf"
+        if method not in ("flat", "ivf"):
+            raise ValueError(f"unknown index method {self.method!r}; use auto, flat or ivf")
+        t0 = time.perf_counter()
+        if method == "flat":
+            index: faiss.Index = faiss.IndexFlatL2(d)
+        else:
+            nlist = self.nlist or max(1, int(4 * np.sqrt(n)))
+            quantizer = faiss.IndexFlatL2(d)
+            ivf = faiss.IndexIVFFlat(quantizer, d, nlist)
+            ivf.cp.seed = int(self.random_state)
+            ivf.train(X)
+            ivf.nprobe = self.nprobe
+            index = ivf
+        index.add(X)
+        self.index_ = index
+        self.method_ = method
+        self.n_features_in_ = d
+        log.info("index %s over %d x %d built in %.2fs", method, n, d, time.perf_counter() - t0)
+        return self
+
+    def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return Euclidean distances and ids of the ``k`` nearest neighbours, shape (m, k).
+
+        Missing neighbours (IVF with too few candidates) have id -1 and distance ``inf``.
+        """
+        Q = _as_f32(Q)
+        k = min(k, self.index_.ntotal)
+        D, ids = self.index_.search(Q, k)
+        D = np.sqrt(np.maximum(D, 0.0), dtype=np.float64)
+        D[ids < 0] = np.inf
+        return D, ids
+
+    def __getstate__(self) -> dict:
+        # FAISS indexes are SWIG objects: pickle them through FAISS's own serialisation.
+        state = dict(self.__dict__)
+        if "index_" in state:
+            state["index_"] = faiss.serialize_index(state["index_"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "index_" in state:
+            state = {**state, "index_": faiss.deserialize_index(state["index_"])}
+        self.__dict__.update(state)
+
+    def save(self, path: str | Path) -> None:
+        """Write the index to ``path`` (FAISS binary format)."""
+        faiss.write_index(self.index_, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> NeighborIndex:
+        """Read an index written by :meth:`save`."""
+        obj = cls()
+        obj.index_ = faiss.read_index(str(path))
+        obj.method_ = "ivf" if isinstance(obj.index_, faiss.IndexIVF) else "flat"
+        obj.n_features_in_ = obj.index_.d
+        return obj
+
+
+def knn_recall(
+    index: NeighborIndex, X: np.ndarray, k: int, sample: int = 500, random_state: int = 0
+) -> float:
+    """Share of the exact ``k`` nearest neighbours that ``index`` finds, on a seeded sample."""
+    X = _as_f32(X)
+    rng = np.random.default_rng(random_state)
+    rows = rng.choice(len(X), size=min(sample, len(X)), replace=False)
+    exact = faiss.IndexFlatL2(X.shape[1])
+    exact.add(X)
+    k = min(k, len(X))
+    _, truth = exact.search(X[rows], k)
+    _, got = index.search(X[rows], k)
+    hits = sum(len(set(t) & set(g)) for t, g in zip(truth, got, strict=True))
+    return hits / truth.size
+
+
+def _as_f32(X: np.ndarray) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix, got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("matrix has NaN or infinite values")
+    return X

@@ -1,0 +1,101 @@
+"""Run configuration: defaults, and a TOML file that overrides them.
+
+Unknown keys and wrong types are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "JobConfig", "KindConfig", "RuleConfig", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and key."""
+
+
+@dataclass
+class KindConfig:
+    """Clustering and scoring parameters of one entity kind."""
+
+    min_cluster_size: int = 25
+    min_samples: int = 10
+    n_neighbors: int = 20
+    cluster_selection_method: str = "eom"
+    target_fpr: float = 0.001
+    min_families: int = 2
+    family_floor: float = 0.5
+
+
+@dataclass
+class RuleConfig:
+    """Rule induction and guard parameters."""
+
+    min_recall: float = 0.9
+    rules_per_campaign: int = 3
+    max_predicates: int = 4
+    enforce_precision_lower: float = 0.98  # Wilson 95% lower bound needed to enforce
+    max_traffic_share: float = 0.05  # blast-radius cap: share of a day's rows one rule may hit
+    ttl_days: int = 7
+    action: str = "block"
+
+
+@dataclass
+class JobConfig:
+    """Everything a run depends on besides its inputs."""
+
+    seed: int = 0
+    signups: KindConfig = field(default_factory=KindConfig)
+    senders: KindConfig = field(
+        default_factory=lambda: KindConfig(min_cluster_size=8, min_samples=5, n_neighbors=15)
+    )
+    rules: RuleConfig = field(default_factory=RuleConfig)
+
+    def kind(self, name: str) -> KindConfig:
+        cfg = getattr(self, name)
+        assert isinstance(cfg, KindConfig)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _apply(obj: Any, data: dict[str, Any], path: str, where: str) -> None:
+    known = {f.name: f for f in fields(obj)}
+    for key, value in data.items():
+        name = f"{where}{key}"
+        if key not in known:
+            raise ConfigError(f"{path}: unknown key {name!r}; known: {', '.join(sorted(known))}")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {name!r} must be a table")
+            _apply(current, value, path, f"{name}.")
+            continue
+        expected = type(current)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise ConfigError(
+                f"{path}: {name!r} must be {expected.__name__}, got {type(value).__name__}"
+            )
+        setattr(obj, key, value)
+
+
+def load_config(path: str | Path | None) -> JobConfig:
+    """Defaults, overridden by the TOML file at ``path`` when given."""
+    cfg = JobConfig()
+    if path is None:
+        return cfg
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    _apply(cfg, data, str(p), "")
+    return cfg

@@ -1,0 +1,372 @@
+"""The campaign-detection job: inputs in, every output of DESIGN.md's table out.
+
+Deterministic by construction: the run id is a digest of the inputs, the parameters and the
+code version, and rule timestamps come from the data (the latest event), not the wall clock,
+so the same inputs and seed give the same bundle bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomaly.atomic import atomic_write_parquet, atomic_write_text
+from anomaly.campaign_rules import campaign_id_for, rules_for_campaigns
+from anomaly.export import build_bundle, write_rules
+from anomaly.rules import Rule
+from anomaly.scoring import CampaignScorer, entity_scores
+from clustering.attributes import compute_attributes
+from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_table
+from clustering.features import build_features
+from clustering.hdbscan_graph import GraphHDBSCAN
+from clustering.kinds import get_kind
+from clustering.profiles import cluster_profiles
+from pipelines.config import JobConfig
+from pipelines.readers import ReadResult
+from pipelines.stages import Stages
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KindResult", "RunResult", "code_version", "detect", "run_job"]
+
+# Behaviour given to the entity-level detectors, per kind.
+_BEHAVIOUR = {
+    "signups": ("captcha_score", "username_len", "username_digits", "username_vowel_share"),
+    "senders": ("messages", "recipient_count", "bounce_rate", "complaint_rate", "subject_variety"),
+}
+# Shared-infrastructure counts ("how many others signed up from this /24 today").
+_VELOCITY = {
+    "signups": ("ip_prefix24", "device_id", "ua_build", "email_domain"),
+    "senders": ("sender_ip_prefix24", "sender_domain", "url_domain"),
+}
+
+
+def code_version() -> str:
+    try:
+        return version("campaign-workbench")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+@dataclass
+class KindResult:
+    """Everything one kind's detection produced."""
+
+    kind: str
+    events: pd.DataFrame
+    attrs: pd.DataFrame
+    entities: pd.DataFrame
+    features: np.ndarray
+    labels: np.ndarray
+    entity_scores: np.ndarray
+    campaigns: pd.DataFrame
+    rules: list[Rule]
+    clusterer: GraphHDBSCAN
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_job` wrote and found."""
+
+    out_dir: Path
+    run_id: str
+    kinds: dict[str, KindResult]
+    bundle: dict[str, Any]
+    record: dict[str, Any]
+
+
+def _behaviour(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
+    cols = {c: entities[c] for c in _BEHAVIOUR[kind] if c in entities}
+    frame = pd.DataFrame(cols, index=entities.index)
+    for col in _VELOCITY[kind]:
+        if col in entities:
+            counts = entities[col].map(entities[col].value_counts(dropna=True))
+            frame[f"{col}_count"] = np.log1p(pd.to_numeric(counts, errors="coerce").fillna(0))
+    return frame
+
+
+def detect(
+    kind: str,
+    events: pd.DataFrame,
+    config: JobConfig,
+    stages: Stages,
+    *,
+    run_id: str,
+    created_at: datetime,
+) -> KindResult:
+    """Attributes, features, clusters, scores and rules for one kind's events."""
+    k = get_kind(kind)
+    kcfg = config.kind(kind)
+    seed = config.seed
+    with stages.stage(f"{kind}: attributes"):
+        attrs = compute_attributes(events, kind)
+        entities = entity_table(kind, events, attrs)
+    with stages.stage(f"{kind}: features"):
+        X, _names = build_features(entities, DEFAULT_FEATURES[kind], random_state=seed)
+    with stages.stage(f"{kind}: clustering"):
+        clusterer = GraphHDBSCAN(
+            min_cluster_size=kcfg.min_cluster_size,
+            min_samples=kcfg.min_samples,
+            n_neighbors=kcfg.n_neighbors,
+            cluster_selection_method=kcfg.cluster_selection_method,
+            random_state=seed,
+        ).fit(X)
+        labels = clusterer.labels_
+    with stages.stage(f"{kind}: scoring"):
+        escore, emeta = entity_scores(_behaviour(kind, entities), random_state=seed)
+        scorer = CampaignScorer(
+            kind,
+            target_fpr=kcfg.target_fpr,
+            min_families=kcfg.min_families,
+            family_floor=kcfg.family_floor,
+            random_state=seed,
+        )
+        scored = scorer.score(entities, labels, escore)
+        times = events.groupby(
+            events[k.entity_column].astype("string").str.lower()
+            if kind == "senders"
+            else events[k.entity_column].astype("string")
+        )[k.time_column].min()
+        profiles = cluster_profiles(
+            entities,
+            labels,
+            PROFILE_ATTRIBUTES[kind],
+            time=times.reindex(entities.index),
+        )
+        campaigns, members = _campaign_table(kind, entities, labels, profiles, scored)
+    with stages.stage(f"{kind}: rules"):
+        event_entity = events[k.entity_column].astype("string")
+        if kind == "senders":
+            event_entity = event_entity.str.lower()
+        rc = config.rules
+        rules = rules_for_campaigns(
+            kind,
+            attrs,
+            event_entity,
+            campaigns,
+            members,
+            run_id=run_id,
+            created_at=created_at,
+            code_version=code_version(),
+            parameters={"kind": kind, **config.to_dict()[kind], "rules": config.to_dict()["rules"]},
+            min_recall=rc.min_recall,
+            rules_per_campaign=rc.rules_per_campaign,
+            max_predicates=rc.max_predicates,
+            enforce_precision_lower=rc.enforce_precision_lower,
+            max_traffic_share=rc.max_traffic_share,
+            ttl_days=rc.ttl_days,
+            action=rc.action,
+        )
+    return KindResult(
+        kind=kind,
+        events=events,
+        attrs=attrs,
+        entities=entities,
+        features=X,
+        labels=labels,
+        entity_scores=escore,
+        campaigns=campaigns,
+        rules=rules,
+        clusterer=clusterer,
+        metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_},
+    )
+
+
+def _campaign_table(
+    kind: str,
+    entities: pd.DataFrame,
+    labels: np.ndarray,
+    profiles: pd.DataFrame,
+    scored: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    ids = entities.index.to_numpy()
+    members: dict[str, np.ndarray] = {}
+    rows = []
+    for cid in profiles.index:
+        mem = ids[labels == cid]
+        camp = campaign_id_for(kind, mem)
+        members[camp] = mem.astype(str)
+        prof = profiles.loc[cid]
+        top = []
+        for attr in PROFILE_ATTRIBUTES[kind]:
+            if f"{attr}_share" in prof and prof[f"{attr}_share"] >= 0.5:
+                top.append(f"{attr}={prof[f'{attr}_value']} ({prof[f'{attr}_share']:.0%})")
+        sc = scored.loc[cid]
+        rows.append(
+            {
+                "campaign_id": camp,
+                "kind": kind,
+                "cluster_id": int(cid),
+                "size": int(prof["size"]),
+                "score": float(sc["score"]),
+                "flagged": bool(sc["flagged"]),
+                "reason": str(sc["reason"]),
+                "families_shared": int(sc["families_shared"]),
+                "top_attributes": "; ".join(top),
+                "first_seen": prof.get("first_seen"),
+                "last_seen": prof.get("last_seen"),
+                "hour_concentration": float(prof.get("hour_concentration", np.nan)),
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "campaign_id",
+            "kind",
+            "cluster_id",
+            "size",
+            "score",
+            "flagged",
+            "reason",
+            "families_shared",
+            "top_attributes",
+            "first_seen",
+            "last_seen",
+            "hour_concentration",
+        ],
+    )
+    return table, members
+
+
+def _assignments(res: KindResult) -> pd.DataFrame:
+    camp_of = dict(zip(res.campaigns["cluster_id"], res.campaigns["campaign_id"], strict=True))
+    score_of = dict(zip(res.campaigns["cluster_id"], res.campaigns["score"], strict=True))
+    return pd.DataFrame(
+        {
+            "kind": res.kind,
+            "entity_id": res.entities.index.astype(str),
+            "cluster_id": res.labels.astype(np.int64),
+            "campaign_id": pd.array([camp_of.get(int(c)) for c in res.labels], dtype="string"),
+            "entity_score": res.entity_scores.astype(np.float64),
+            "campaign_score": np.array([score_of.get(int(c), np.nan) for c in res.labels]),
+        }
+    )
+
+
+def _run_id(inputs: dict[str, ReadResult], config: JobConfig) -> str:
+    h = hashlib.sha256()
+    for kind in sorted(inputs):
+        h.update(f"{kind}:{inputs[kind].sha256}:{inputs[kind].rows_read}".encode())
+    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    h.update(code_version().encode())
+    return "run-" + h.hexdigest()[:16]
+
+
+def run_job(
+    inputs: dict[str, ReadResult],
+    out_dir: str | Path,
+    config: JobConfig | None = None,
+    *,
+    stages: Stages | None = None,
+) -> RunResult:
+    """Run detection on every input kind and write the outputs into ``out_dir``.
+
+    Parameters
+    ----------
+    inputs : dict
+        kind -> validated input (:func:`pipelines.readers.read_events`).
+    out_dir : path
+        Created if missing. Files are replaced atomically.
+    config : JobConfig, optional
+    stages : Stages, optional
+        Progress and timings; a quiet one is made when omitted.
+    """
+    from pipelines.report import write_report  # report pulls plotting code; keep it lazy
+
+    if not inputs:
+        raise ValueError("no inputs: give --signups and/or --senders")
+    config = config or JobConfig()
+    stages = stages or Stages(show_progress=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = _run_id(inputs, config)
+    latest = max(inputs[k].frame[get_kind(k).time_column].max() for k in inputs)
+    created_at = pd.Timestamp(latest).floor("s").to_pydatetime()
+    kinds: dict[str, KindResult] = {}
+    for kind in sorted(inputs):
+        kinds[kind] = detect(
+            kind, inputs[kind].frame, config, stages, run_id=run_id, created_at=created_at
+        )
+    with stages.stage("outputs"):
+        all_rules = [r for kr in kinds.values() for r in kr.rules]
+        bundle = build_bundle(
+            all_rules,
+            run_id=run_id,
+            created_at=created_at.isoformat(),
+            code_version=code_version(),
+            parameters=config.to_dict(),
+        )
+        write_rules(out, bundle)
+        assignments = pd.concat([_assignments(kr) for kr in kinds.values()], ignore_index=True)
+        atomic_write_parquet(assignments, out / "assignments.parquet")
+        campaigns = pd.concat([kr.campaigns for kr in kinds.values()], ignore_index=True)
+        atomic_write_parquet(campaigns, out / "campaigns.parquet")
+    record = _record(run_id, inputs, config, kinds, bundle, stages.timings)
+    with stages.stage("report"):
+        write_report(out / "report.html", record, kinds, bundle)
+    record["timings"] = dict(stages.timings)
+    atomic_write_text(
+        out / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    )
+    return RunResult(out_dir=out, run_id=run_id, kinds=kinds, bundle=bundle, record=record)
+
+
+def _record(
+    run_id: str,
+    inputs: dict[str, ReadResult],
+    config: JobConfig,
+    kinds: dict[str, KindResult],
+    bundle: dict[str, Any],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    versions = {}
+    for pkg in ("numpy", "pandas", "scikit-learn", "faiss-cpu", "hdbscan", "pyod", "duckdb"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "run_id": run_id,
+        "code_version": code_version(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "inputs": {
+            k: {
+                "path": r.path,
+                "format": r.format,
+                "rows_read": r.rows_read,
+                "rows_rejected": r.rows_rejected,
+                "sha256": r.sha256,
+                "quarantine": r.quarantine_path,
+            }
+            for k, r in sorted(inputs.items())
+        },
+        "parameters": config.to_dict(),
+        "counts": {
+            k: {
+                "events": len(kr.events),
+                "entities": len(kr.entities),
+                "clusters": len(kr.campaigns),
+                "noise_share": round(float(np.mean(kr.labels < 0)), 6) if len(kr.labels) else 0.0,
+                "flagged_campaigns": int(kr.campaigns["flagged"].sum()),
+                "rules": len(kr.rules),
+                "rules_enforce": sum(r.mode == "enforce" for r in kr.rules),
+                "graph_components": kr.clusterer.n_components_,
+            }
+            for k, kr in sorted(kinds.items())
+        },
+        "detectors": {k: kr.metadata for k, kr in sorted(kinds.items())},
+        "bundle_id": bundle.get("bundle_id"),
+        "timings": dict(timings),
+    }
