@@ -57,15 +57,30 @@ _TOP_KEYS = (
 def canonical_json(obj: Any) -> bytes:
     """Canonical bytes: sorted keys, indent 2, UTF-8 (not ASCII-escaped), trailing newline.
 
+    numpy scalars are written as the plain numbers they hold.
+
     Raises
     ------
     ValueError, TypeError
         NaN or infinity, or a value JSON cannot hold.
     """
     text = json.dumps(
-        obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False, separators=(",", ": ")
+        obj,
+        sort_keys=True,
+        indent=2,
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ": "),
+        default=_json_default,
     )
     return (text + "\n").encode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars slip into backtest figures and parameters; they are plain numbers.
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def bundle_id_of(bundle: dict[str, Any]) -> str:

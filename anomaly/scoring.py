@@ -10,9 +10,12 @@ compared with groups of the same size drawn at random from tonight's entities:
    shared value, plus the members' mean entity score and behaviour (captcha, bounces);
 2. a PyOD ensemble is fitted on the same features of random same-size groups (the reference
    of "unrelated entities") and scores the clusters as ``-log10`` tail probabilities;
-3. the threshold is the reference quantile at ``target_fpr``, and a cluster is flagged when it
-   clears it *and* shares values in at least ``min_families`` independent families: a campus
-   behind one NAT shares a network, a campaign shares a network, a client and a template.
+3. the threshold is the reference quantile at ``target_fpr``. Clearing it says a cluster is no
+   chance grouping, which benign crowds (a campus behind one NAT, the users of one mobile
+   carrier's shared addresses) are not either. So a cluster is flagged when it clears it *and*
+   its members are unusual one by one (mean entity score at least ``entity_floor``, in
+   ``-log10`` tail probability: 0.6 is "on average in tonight's top quarter") *and* it holds
+   values exclusively in at least ``min_families`` signal families.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.detectors import DetectorEnsemble
-from clustering.profiles import cluster_profiles
+from clustering.profiles import top_code_stats
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,10 @@ class CampaignScorer:
     min_families : int
         Signal families a flagged cluster must share values in.
     family_floor : float
-        ``share x specificity`` at which a family counts as shared.
+        Exclusivity (:func:`clustering.profiles.top_code_stats`) at which a family counts as
+        shared.
+    entity_floor : float
+        Mean entity score a flagged cluster's members must reach.
     n_reference : int
         Random groups in the reference.
     random_state : int
@@ -92,43 +98,49 @@ class CampaignScorer:
 
     kind: str
     target_fpr: float = 0.001
-    min_families: int = 2
-    family_floor: float = 0.5
+    min_families: int = 1
+    family_floor: float = 0.3
+    entity_floor: float = 0.6
     n_reference: int = 2000
     random_state: int = 0
     metadata_: dict[str, Any] = field(default_factory=dict, init=False)
 
-    def _features(
-        self, entities: pd.DataFrame, labels: np.ndarray, escore: np.ndarray
-    ) -> pd.DataFrame:
-        attrs = [a for fam in FAMILIES[self.kind].values() for a in fam]
-        prof = cluster_profiles(entities, labels, attrs)
-        feats = pd.DataFrame(index=prof.index)
-        for fam, members in FAMILIES[self.kind].items():
-            cols = [
-                prof[f"{a}_share"] * prof[f"{a}_specificity"]
-                for a in members
-                if f"{a}_share" in prof
-            ]
-            feats[fam] = np.max(np.column_stack(cols), axis=1) if cols else 0.0
-        frame = pd.DataFrame({"c": labels, "e": escore})
+    def _prepare(self, entities: pd.DataFrame, escore: np.ndarray) -> dict[str, Any]:
+        """Factorise attributes and behaviour once; clusters and references reuse them."""
+        codes = {
+            a: pd.factorize(entities[a], use_na_sentinel=True)[0]
+            for fam in FAMILIES[self.kind].values()
+            for a in fam
+            if a in entities
+        }
+        behaviour = {"entity_score": np.asarray(escore, dtype=np.float64)}
         for col in _BEHAVIOUR[self.kind]:
             if col in entities:
                 v = pd.to_numeric(entities[col], errors="coerce").astype("float64").to_numpy()
-                frame[col] = -v if col in _LOW_IS_SUSPICIOUS else v
-        g = frame[frame["c"] >= 0].groupby("c")
-        means = g.mean().reindex(prof.index)
-        feats["entity_score"] = means["e"]
-        for col in _BEHAVIOUR[self.kind]:
-            if col in means:
-                feats[col] = means[col]
-        feats["log_size"] = np.log(prof["size"].astype(float))
-        return feats.fillna(feats.median()).fillna(0.0)
+                v = np.where(np.isnan(v), np.nanmedian(v) if (~np.isnan(v)).any() else 0.0, v)
+                behaviour[col] = -v if col in _LOW_IS_SUSPICIOUS else v
+        return {"codes": codes, "behaviour": behaviour}
 
-    def _reference(self, entities: pd.DataFrame, sizes: np.ndarray, escore: np.ndarray):  # type: ignore[no-untyped-def]
+    def _features(self, prep: dict[str, Any], labels: np.ndarray) -> pd.DataFrame:
+        clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+        feats = pd.DataFrame(index=pd.Index(clusters, name="cluster_id"))
+        for fam, members in FAMILIES[self.kind].items():
+            cols = []
+            for a in members:
+                if a in prep["codes"]:
+                    st = top_code_stats(labels, prep["codes"][a])
+                    cols.append(st["exclusivity"])
+            feats[fam] = np.max(np.column_stack(cols), axis=1) if cols else 0.0
+        sel = labels >= 0
+        pos = np.searchsorted(clusters, labels[sel])
+        for col, v in prep["behaviour"].items():
+            feats[col] = np.bincount(pos, weights=v[sel], minlength=len(clusters)) / sizes
+        feats["log_size"] = np.log(sizes.astype(float))
+        return feats
+
+    def _reference(self, prep: dict[str, Any], n: int, sizes: np.ndarray) -> pd.DataFrame:
         """Features of random disjoint groups with the clusters' size distribution."""
         rng = np.random.default_rng(self.random_state)
-        n = len(entities)
         parts = []
         made = 0
         while made < self.n_reference:
@@ -145,7 +157,7 @@ class CampaignScorer:
                 gid += 1
             if gid == 0:
                 break
-            parts.append(self._features(entities, labels, escore))
+            parts.append(self._features(prep, labels))
             made += gid
         return pd.concat(parts, ignore_index=True)
 
@@ -165,13 +177,13 @@ class CampaignScorer:
         ``families_shared``, ``flagged`` and ``reason``.
         """
         labels = np.asarray(labels)
-        feats = self._features(entities, labels, escore)
+        prep = self._prepare(entities, escore)
+        feats = self._features(prep, labels)
         if feats.empty:
             self.metadata_ = {"detector": "none", "reason": "no clusters"}
             return feats.assign(score=[], families_shared=[], flagged=[], reason=[])
-        ref = self._reference(
-            entities, feats.index.map(lambda c: (labels == c).sum()).to_numpy(), escore
-        )
+        sizes = np.unique(labels[labels >= 0], return_counts=True)[1]
+        ref = self._reference(prep, len(labels), sizes)
         ens = DetectorEnsemble(target_fpr=self.target_fpr, random_state=self.random_state)
         ens.fit(ref.to_numpy())
         out = feats.copy()
@@ -180,16 +192,18 @@ class CampaignScorer:
         shared = feats[fams] >= self.family_floor
         out["families_shared"] = shared.sum(axis=1).astype(int)
         above = out["score"] > ens.threshold_
-        out["flagged"] = above & (out["families_shared"] >= self.min_families)
+        unusual = out["entity_score"] >= self.entity_floor
+        out["flagged"] = above & unusual & (out["families_shared"] >= self.min_families)
         out["reason"] = [
-            _reason(bool(a), row, fams, self.min_families)
-            for a, (_, row) in zip(above, shared.iterrows(), strict=True)
+            _reason(bool(a), float(e), self.entity_floor, row, fams, self.min_families)
+            for a, e, (_, row) in zip(above, out["entity_score"], shared.iterrows(), strict=True)
         ]
         self.metadata_ = {
             **ens.metadata_,
             "reference": f"{len(ref)} random groups of tonight's entities, cluster-size matched",
             "min_families": self.min_families,
             "family_floor": self.family_floor,
+            "entity_floor": self.entity_floor,
         }
         log.info(
             "%s: %d clusters scored, %d flagged (threshold %.2f)",
@@ -201,11 +215,14 @@ class CampaignScorer:
         return out
 
 
-def _reason(above: bool, shared: pd.Series, fams: list[str], need: int) -> str:
+def _reason(
+    above: bool, escore: float, floor: float, shared: pd.Series, fams: list[str], need: int
+) -> str:
     names = [f for f in fams if shared[f]]
-    fam_text = ", ".join(names) if names else "none"
-    if not above:
-        return f"below threshold (shares: {fam_text})"
-    if len(names) < need:
-        return f"above threshold but shares only {fam_text}"
-    return f"above threshold; shares {fam_text}"
+    parts = [
+        "beyond random groups" if above else "no more coordinated than random groups",
+        f"members' mean entity score {escore:.2f} {'>=' if escore >= floor else '<'} {floor}",
+        f"shares {', '.join(names) if names else 'no family'}"
+        + ("" if len(names) >= need else f" (needs {need})"),
+    ]
+    return "; ".join(parts)

@@ -18,15 +18,16 @@ __all__ = ["DEFAULT_FEATURES", "PROFILE_ATTRIBUTES", "entity_table", "most_frequ
 DEFAULT_FEATURES: dict[str, FeatureSpec] = {
     "signups": FeatureSpec(
         categorical={
-            "ip_prefix24": 1.0,
-            "ip_prefix16": 0.6,
-            "ip_asn": 0.8,
+            "ip_prefix24": 0.7,
+            "ip_prefix16": 0.4,
+            "ip_asn": 0.5,
             "ua_build": 1.0,
-            "user_agent": 0.6,
-            "device_id": 1.0,
+            "user_agent": 0.5,
+            "device_id": 0.6,
             "email_domain": 0.8,
             "username_shape": 1.0,
             "display_name_shape": 0.5,
+            "display_name": 0.6,
             "signup_flow": 0.3,
             "ip_country": 0.3,
         },
@@ -38,6 +39,15 @@ DEFAULT_FEATURES: dict[str, FeatureSpec] = {
         },
         cyclic={"hour": 0.3},
         text={"username": 0.8},
+        counts={
+            "device_id": 2.5,
+            "display_name": 1.5,
+            "ip_prefix24": 1.5,
+            "ip_asn": 1.0,
+            "ua_build": 1.5,
+            "username_shape": 1.0,
+            "email_domain": 1.5,
+        },
     ),
     "senders": FeatureSpec(
         categorical={
@@ -59,6 +69,13 @@ DEFAULT_FEATURES: dict[str, FeatureSpec] = {
         },
         cyclic={"hour": 0.2},
         text={"subject_skeleton": 0.8, "sender_local": 0.4},
+        counts={
+            "subject_skeleton": 1.5,
+            "url_domain": 1.5,
+            "sender_domain": 1.0,
+            "sender_ip_prefix24": 1.0,
+            "x_mailer": 1.0,
+        },
     ),
 }
 
@@ -122,6 +139,10 @@ def entity_table(kind: str, events: pd.DataFrame, attrs: pd.DataFrame) -> pd.Dat
     ent = events[k.entity_column].astype("string")
     if kind == "signups":
         table = attrs.copy()
+        if "display_name" in events:
+            # the exact name (lower-cased) is a feature, not a rule attribute: a small list of
+            # names reused across a campaign links accounts that share no device or subnet
+            table["display_name"] = events["display_name"].astype("string").str.lower().to_numpy()
         table.index = pd.Index(ent.to_numpy(), name="entity_id")
         return table.sort_index(kind="stable")
     if kind != "senders":

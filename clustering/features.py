@@ -39,8 +39,13 @@ class FeatureSpec:
         Column (hour of day, 0-23) -> weight; encoded as a point on the circle.
     text : dict
         Column -> weight; character n-gram embedding.
+    counts : dict
+        Column -> weight; how many entities share the entity's value (log scale). Members of
+        one campaign share a device pool or a subnet through different values, but they all
+        sit in crowds of similar size, where most people are alone.
     block_dim : int
-        Dimension of each categorical block.
+        Dimension of each categorical block (high enough that distinct values sit at
+        nearly the same distance from each other).
     text_dim : int
         Dimension of each text embedding.
     """
@@ -49,20 +54,30 @@ class FeatureSpec:
     numeric: dict[str, float] = field(default_factory=dict)
     cyclic: dict[str, float] = field(default_factory=dict)
     text: dict[str, float] = field(default_factory=dict)
-    block_dim: int = 4
+    counts: dict[str, float] = field(default_factory=dict)
+    block_dim: int = 8
     text_dim: int = 12
 
 
-def rarity_weights(values: pd.Series) -> np.ndarray:
-    """Per-row weight in [0, 1]: ``log(n / count(value)) / log(n)``; 0 for missing values."""
+def rarity_weights(values: pd.Series, saturate: float = 0.02) -> np.ndarray:
+    """Per-row weight in [0, 1] of each row's value: how much sharing it says.
+
+    ``log(n / count) / log(1 / saturate)``, capped at 1: every value held by at most
+    ``saturate`` of the rows weighs 1 (sharing a device with 30 others is as telling as with
+    3), more common values weigh less (sharing gmail.com says little), missing values 0.
+    Unique values weigh 1 too: they make their holders differ, which is what they say.
+    """
     n = len(values)
     out = np.zeros(n)
     if n < 2:
         return out
     codes, _ = pd.factorize(values, use_na_sentinel=True)
     present = codes >= 0
-    counts = np.bincount(codes[present]) if present.any() else np.zeros(0)
-    out[present] = np.log(n / counts[codes[present]]) / np.log(n)
+    if not present.any():
+        return out
+    counts = np.bincount(codes[present])
+    idf = np.log(n / counts[codes[present]]) / np.log(1.0 / saturate)
+    out[present] = np.minimum(idf, 1.0)
     return out
 
 
@@ -88,6 +103,19 @@ def hashed_value_vectors(values: pd.Series, dim: int, salt: str) -> np.ndarray:
 
 def _salt_key(salt: str) -> str:
     return (salt + "0" * 16)[:16]
+
+
+def _crowd_size(values: pd.Series, saturate: float = 0.02) -> np.ndarray:
+    """``log(count)`` of each row's value, scaled so a value held by ``saturate`` of rows is 1."""
+    n = len(values)
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    out = np.zeros(n)
+    present = codes >= 0
+    if n < 2 or not present.any():
+        return out
+    counts = np.bincount(codes[present])
+    out[present] = np.log(counts[codes[present]]) / np.log(max(2.0, saturate * n))
+    return np.minimum(out, 1.5)
 
 
 def _robust_scale(x: pd.Series) -> np.ndarray:
@@ -149,6 +177,11 @@ def build_features(
         present = ~np.isnan(h)
         blocks.append(weight * np.column_stack([np.cos(ang), np.sin(ang)]) * present[:, None])
         names += [f"{col}_cos", f"{col}_sin"]
+    for col, weight in spec.counts.items():
+        if col not in entities:
+            continue
+        blocks.append((weight * _crowd_size(entities[col]))[:, None])
+        names.append(f"{col}_count")
     for col, weight in spec.text.items():
         if col not in entities:
             continue

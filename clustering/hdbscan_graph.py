@@ -43,6 +43,10 @@ class GraphHDBSCAN:
         Neighbours per point in the kNN graph (at least ``min_samples``).
     cluster_selection_method : {"eom", "leaf"}
     cluster_selection_epsilon : float
+    max_cluster_share : float
+        Largest share of the points one selected cluster may hold (1.0: no limit). Ordinary
+        traffic can form one vast, loosely dense cluster; capping it makes the selection look
+        inside, where campaigns are.
     index_method : {"auto", "flat", "ivf"}
         Passed to :class:`clustering.index.NeighborIndex`.
     random_state : int
@@ -69,6 +73,7 @@ class GraphHDBSCAN:
         n_neighbors: int = 16,
         cluster_selection_method: str = "eom",
         cluster_selection_epsilon: float = 0.0,
+        max_cluster_share: float = 1.0,
         index_method: str = "auto",
         random_state: int = 0,
     ) -> None:
@@ -77,6 +82,7 @@ class GraphHDBSCAN:
         self.n_neighbors = n_neighbors
         self.cluster_selection_method = cluster_selection_method
         self.cluster_selection_epsilon = cluster_selection_epsilon
+        self.max_cluster_share = max_cluster_share
         self.index_method = index_method
         self.random_state = random_state
 
@@ -116,6 +122,7 @@ class GraphHDBSCAN:
             min_cluster_size=self.min_cluster_size,
             cluster_selection_method=self.cluster_selection_method,
             cluster_selection_epsilon=self.cluster_selection_epsilon,
+            max_cluster_size=_max_size(self.max_cluster_share, n),
         )
         timings["tree"] = time.perf_counter() - t0
         self.labels_ = _renumber(np.asarray(labels, dtype=np.int64))
@@ -135,6 +142,12 @@ class GraphHDBSCAN:
 
     def fit_predict(self, X: np.ndarray, y: None = None) -> np.ndarray:
         return self.fit(X).labels_
+
+
+def _max_size(share: float, n: int) -> int:
+    if not 0 < share <= 1:
+        raise ValueError("max_cluster_share must be in (0, 1]")
+    return 0 if share >= 1 else max(2, int(share * n))
 
 
 def _mutual_reachability_mst(

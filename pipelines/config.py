@@ -25,9 +25,11 @@ class KindConfig:
     min_samples: int = 10
     n_neighbors: int = 20
     cluster_selection_method: str = "eom"
+    max_cluster_share: float = 0.2  # no selected cluster holds more than this share of entities
     target_fpr: float = 0.001
-    min_families: int = 2
-    family_floor: float = 0.5
+    min_families: int = 1
+    family_floor: float = 0.3
+    entity_floor: float = 0.6
 
 
 @dataclass

@@ -120,6 +120,7 @@ def detect(
             min_samples=kcfg.min_samples,
             n_neighbors=kcfg.n_neighbors,
             cluster_selection_method=kcfg.cluster_selection_method,
+            max_cluster_share=kcfg.max_cluster_share,
             random_state=seed,
         ).fit(X)
         labels = clusterer.labels_
@@ -130,6 +131,7 @@ def detect(
             target_fpr=kcfg.target_fpr,
             min_families=kcfg.min_families,
             family_floor=kcfg.family_floor,
+            entity_floor=kcfg.entity_floor,
             random_state=seed,
         )
         scored = scorer.score(entities, labels, escore)
@@ -179,7 +181,7 @@ def detect(
         campaigns=campaigns,
         rules=rules,
         clusterer=clusterer,
-        metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_},
+        metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_, "features": scored},
     )
 
 
