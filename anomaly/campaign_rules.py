@@ -72,7 +72,7 @@ def rules_for_campaigns(
     min_recall: float = 0.9,
     rules_per_campaign: int = 3,
     max_predicates: int = 4,
-    enforce_precision_lower: float = 0.98,
+    enforce_precision_lower: float = 0.95,
     max_traffic_share: float = 0.05,
     ttl_days: int = 7,
     action: str = "block",
@@ -105,10 +105,20 @@ def rules_for_campaigns(
     n_rows = len(attrs)
     out: list[Rule] = []
     expires = created_at + timedelta(days=ttl_days)
-    for row in campaigns[campaigns["flagged"]].itertuples():
-        cid = str(row.campaign_id)
-        positive = np.isin(ent, members[cid])
-        for found in inducer.induce(attrs, positive):
+    flagged_ids = sorted({str(c) for c in campaigns.loc[campaigns["flagged"], "campaign_id"]})
+    rows_of = {cid: np.isin(ent, members[cid]) for cid in flagged_ids}
+    any_flagged = np.logical_or.reduce(list(rows_of.values())) if rows_of else None
+    seen: set[str] = set()
+    for cid in flagged_ids:
+        positive = rows_of[cid]
+        # Other flagged campaigns are neither target nor background: a rule that also covers
+        # another fragment of the same actor has no false positive there.
+        ignore = any_flagged & ~positive if any_flagged is not None else None
+        for found in inducer.induce(attrs, positive, ignore):
+            key = json.dumps(found.condition, sort_keys=True)
+            if key in seen:  # two fragments of one actor found the same rule
+                continue
+            seen.add(key)
             out.append(
                 _to_rule(
                     kind,
@@ -164,6 +174,7 @@ def _to_rule(
         "population": n_rows,
         "hits": found.hits,
         "campaign_hits": found.true_positives,
+        "other_campaign_hits": found.other_hits,
         "background_hits": found.false_positives,
         "campaign_size": found.campaign_size,
         "precision": round(found.precision, 6),

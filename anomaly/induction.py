@@ -15,7 +15,7 @@ several rules per campaign over disjoint attributes, each precise on its own.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,19 +79,21 @@ class InducedRule:
     campaign_size: int
     background_size: int
     tier: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    other_hits: int = 0  # hits on ignored rows (other flagged campaigns)
 
     @property
     def hits(self) -> int:
-        return self.true_positives + self.false_positives
+        """Every row the rule matches."""
+        return self.true_positives + self.other_hits + self.false_positives
 
     @property
     def precision(self) -> float:
-        return self.true_positives / self.hits if self.hits else 0.0
+        """Share of hits on flagged campaigns (this one or another)."""
+        return (self.hits - self.false_positives) / self.hits if self.hits else 0.0
 
     @property
     def precision_lower(self) -> float:
-        return wilson_lower(self.true_positives, self.hits)
+        return wilson_lower(self.hits - self.false_positives, self.hits)
 
     @property
     def recall(self) -> float:
@@ -145,7 +147,9 @@ class GreedyRuleInducer:
         self.n_rules = n_rules
         self.min_precision = min_precision
 
-    def induce(self, attrs: pd.DataFrame, positive: np.ndarray) -> list[InducedRule]:
+    def induce(
+        self, attrs: pd.DataFrame, positive: np.ndarray, ignore: np.ndarray | None = None
+    ) -> list[InducedRule]:
         """Rules covering the rows where ``positive`` is true.
 
         Parameters
@@ -154,6 +158,9 @@ class GreedyRuleInducer:
             Attributes of every row: the campaign and the whole background.
         positive : ndarray of bool, shape (n_rows,)
             The campaign's rows.
+        ignore : ndarray of bool, shape (n_rows,), optional
+            Rows that are neither campaign nor background: other flagged campaigns, often
+            fragments of the same actor, whose hits are no false positives.
 
         Returns
         -------
@@ -165,6 +172,9 @@ class GreedyRuleInducer:
             raise ValueError("positive must have one entry per row of attrs")
         if not positive.any():
             return []
+        neg = ~positive
+        if ignore is not None:
+            neg &= ~np.asarray(ignore, dtype=bool)
         candidates = self._candidates(attrs, positive)
         rules: list[InducedRule] = []
         used: set[str] = set()
@@ -172,11 +182,14 @@ class GreedyRuleInducer:
             pool = [c for c in candidates if c.attr not in used]
             rule = None
             for tier in (1, 2):
-                chosen = self._greedy([c for c in pool if c.tier <= tier], positive)
+                chosen = self._greedy([c for c in pool if c.tier <= tier], positive, neg)
                 if not chosen:
                     continue
-                rule = self._finish(chosen, attrs, positive, tier)
-                if rule.precision >= max(self.min_precision, 0.999):
+                found = self._finish(chosen, attrs, positive, neg)
+                # a durable rule wins unless exact values make it clearly more precise
+                if rule is None or found.precision_lower > rule.precision_lower + 0.005:
+                    rule = found
+                if rule.precision >= 0.999:
                     break
             if rule is None or rule.precision < self.min_precision:
                 break
@@ -238,13 +251,14 @@ class GreedyRuleInducer:
         cond = {"op": "range", "attr": attr, "min": lo_v, "max": hi_v}
         return _Candidate(attr, tier, cond, mask)
 
-    def _greedy(self, pool: list[_Candidate], positive: np.ndarray) -> list[_Candidate]:
+    def _greedy(
+        self, pool: list[_Candidate], positive: np.ndarray, neg: np.ndarray
+    ) -> list[_Candidate]:
         n_pos = int(positive.sum())
         need = self.min_recall * n_pos
         cur = np.ones(len(positive), dtype=bool)
-        cur_fp = int((~positive).sum())
+        cur_fp = int(neg.sum())
         chosen: list[_Candidate] = []
-        neg = ~positive
         while len(chosen) < self.max_predicates and cur_fp > 0:
             best: tuple[int, int, int, str] | None = None
             best_c: _Candidate | None = None
@@ -264,10 +278,10 @@ class GreedyRuleInducer:
             chosen.append(best_c)
             cur &= best_c.mask
             cur_fp = int(np.count_nonzero(cur & neg))
-        return _prune(chosen, positive)
+        return _prune(chosen, neg)
 
     def _finish(
-        self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, tier: int
+        self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, neg: np.ndarray
     ) -> InducedRule:
         chosen = sorted(chosen, key=lambda c: c.attr)
         cond = (
@@ -279,21 +293,21 @@ class GreedyRuleInducer:
         # exactly what enforcement will run.
         hit = evaluate(cond, attrs)
         tp = int(np.count_nonzero(hit & positive))
-        fp = int(np.count_nonzero(hit & ~positive))
+        fp = int(np.count_nonzero(hit & neg))
         return InducedRule(
             condition=cond,
             attributes=tuple(c.attr for c in chosen),
             true_positives=tp,
             false_positives=fp,
             campaign_size=int(positive.sum()),
-            background_size=int((~positive).sum()),
+            background_size=int(neg.sum()),
+            other_hits=int(np.count_nonzero(hit & ~positive & ~neg)),
             tier=max(c.tier for c in chosen),
         )
 
 
-def _prune(chosen: list[_Candidate], positive: np.ndarray) -> list[_Candidate]:
+def _prune(chosen: list[_Candidate], neg: np.ndarray) -> list[_Candidate]:
     """Drop predicates whose removal lets no extra background row through."""
-    neg = ~positive
     changed = True
     while changed and len(chosen) > 1:
         changed = False

@@ -59,6 +59,9 @@ class GraphHDBSCAN:
     probabilities_ : ndarray of shape (n_samples,)
         Membership strength in [0, 1].
     core_distances_ : ndarray of shape (n_samples,)
+    neighbors_ : ndarray of shape (n_samples, n_neighbors)
+        The kNN graph (ids into the fitted rows, the point itself first; -1 where missing).
+    neighbor_distances_ : ndarray of shape (n_samples, n_neighbors)
     index_ : NeighborIndex
     n_components_ : int
         Components of the kNN graph before joining.
@@ -98,6 +101,8 @@ class GraphHDBSCAN:
             self.labels_ = np.full(n, -1, dtype=np.int64)
             self.probabilities_ = np.zeros(n)
             self.core_distances_ = np.zeros(n)
+            self.neighbors_ = np.zeros((n, 0), dtype=np.int64)
+            self.neighbor_distances_ = np.zeros((n, 0))
             self.n_components_ = n
             self.timings_ = timings
             return self
@@ -128,6 +133,8 @@ class GraphHDBSCAN:
         self.labels_ = _renumber(np.asarray(labels, dtype=np.int64))
         self.probabilities_ = np.asarray(probs, dtype=np.float64)
         self.core_distances_ = core
+        self.neighbors_ = ids
+        self.neighbor_distances_ = D
         self.n_components_ = n_comp
         self.timings_ = timings
         log.info(

@@ -22,6 +22,7 @@ import pandas as pd
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
 from anomaly.campaign_rules import campaign_id_for, rules_for_campaigns
+from anomaly.campaigns import merge_flagged
 from anomaly.export import build_bundle, write_rules
 from anomaly.rules import Rule
 from anomaly.scoring import CampaignScorer, entity_scores
@@ -43,6 +44,11 @@ __all__ = ["KindResult", "RunResult", "code_version", "detect", "run_job"]
 _BEHAVIOUR = {
     "signups": ("captcha_score", "username_len", "username_digits", "username_vowel_share"),
     "senders": ("messages", "recipient_count", "bounce_rate", "complaint_rate", "subject_variety"),
+}
+# Exact values that join flagged fragments of one actor into one campaign.
+_MERGE_ATTRIBUTES = {
+    "signups": ("email_domain", "device_id", "ip_prefix24", "ua_build", "user_agent"),
+    "senders": ("sender_domain", "url_domain", "subject_skeleton", "sender_ip_prefix24"),
 }
 # Shared-infrastructure counts ("how many others signed up from this /24 today").
 _VELOCITY = {
@@ -146,7 +152,9 @@ def detect(
             PROFILE_ATTRIBUTES[kind],
             time=times.reindex(entities.index),
         )
-        campaigns, members = _campaign_table(kind, entities, labels, profiles, scored)
+        campaigns, members = _campaign_table(
+            kind, entities, labels, profiles, scored, kcfg.entity_floor
+        )
     with stages.stage(f"{kind}: rules"):
         event_entity = events[k.entity_column].astype("string")
         if kind == "senders":
@@ -191,12 +199,23 @@ def _campaign_table(
     labels: np.ndarray,
     profiles: pd.DataFrame,
     scored: pd.DataFrame,
+    entity_floor: float,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     ids = entities.index.to_numpy()
     members: dict[str, np.ndarray] = {}
     rows = []
+    flag = scored["flagged"].to_numpy(dtype=bool)
+    suspicious = (scored["entity_score"] >= entity_floor).to_numpy(dtype=bool) & ~flag
+    group_of = merge_flagged(
+        entities,
+        labels,
+        scored.index[flag].to_numpy(),
+        _MERGE_ATTRIBUTES[kind],
+        candidates=scored.index[suspicious].to_numpy(),
+    )
     for cid in profiles.index:
-        mem = ids[labels == cid]
+        group = [c for c, g in group_of.items() if g == group_of.get(int(cid), -2)] or [cid]
+        mem = ids[np.isin(labels, group)]
         camp = campaign_id_for(kind, mem)
         members[camp] = mem.astype(str)
         prof = profiles.loc[cid]
@@ -205,6 +224,10 @@ def _campaign_table(
             if f"{attr}_share" in prof and prof[f"{attr}_share"] >= 0.5:
                 top.append(f"{attr}={prof[f'{attr}_value']} ({prof[f'{attr}_share']:.0%})")
         sc = scored.loc[cid]
+        joined = int(cid) in group_of and not bool(sc["flagged"])
+        reason = str(sc["reason"])
+        if joined:
+            reason += f"; joined the campaign of cluster {group_of[int(cid)]} through shared values"
         rows.append(
             {
                 "campaign_id": camp,
@@ -212,8 +235,8 @@ def _campaign_table(
                 "cluster_id": int(cid),
                 "size": int(prof["size"]),
                 "score": float(sc["score"]),
-                "flagged": bool(sc["flagged"]),
-                "reason": str(sc["reason"]),
+                "flagged": bool(sc["flagged"]) or joined,
+                "reason": reason,
                 "families_shared": int(sc["families_shared"]),
                 "top_attributes": "; ".join(top),
                 "first_seen": prof.get("first_seen"),

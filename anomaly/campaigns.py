@@ -1,0 +1,100 @@
+"""Campaigns from flagged clusters: fragments of one actor become one campaign.
+
+HDBSCAN often splits one actor along a value it rotates (three user-agent builds, two device
+pools), and each fragment alone is too small to prove a rule precise. Flagged clusters are
+joined when they share a value that is, tonight, used almost only by flagged entities and that
+covers a real part of each fragment: the same throwaway domains, the same device pool, the same
+subnet. A suspicious cluster that was not flagged on its own (members unusual one by one, but
+no family shared strongly enough) joins a campaign the same way: it is the same actor's
+fragment, and leaving it in the background would charge the campaign's rules for hitting it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["merge_flagged"]
+
+
+def merge_flagged(
+    entities: pd.DataFrame,
+    labels: np.ndarray,
+    flagged: np.ndarray,
+    attributes: tuple[str, ...] | list[str],
+    *,
+    candidates: np.ndarray | None = None,
+    exclusive: float = 0.9,
+    coverage: float = 0.05,
+) -> dict[int, int]:
+    """Group flagged clusters that share exclusive values.
+
+    Parameters
+    ----------
+    entities : DataFrame of shape (n_entities, n_columns)
+    labels : ndarray of shape (n_entities,)
+        Cluster per entity, -1 for noise.
+    flagged : ndarray of int
+        Ids of the flagged clusters.
+    attributes : columns whose values can join clusters
+    candidates : ndarray of int, optional
+        Unflagged clusters that may join a campaign (never form one on their own).
+    exclusive : float
+        Share of a value's holders that must be in flagged clusters.
+    coverage : float
+        Share of each of the two clusters the value must cover.
+
+    Returns
+    -------
+    dict
+        Cluster id -> group id (the smallest flagged cluster id in the group), for every
+        flagged cluster and every candidate that joined one.
+    """
+    flagged_set = {int(c) for c in flagged}
+    cand = {int(c) for c in (candidates if candidates is not None else [])} - flagged_set
+    pool = np.asarray(sorted(flagged_set | cand), dtype=np.int64)
+    parent = {int(c): int(c) for c in pool}
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            return
+        # a flagged cluster is always the root, so the group id is a flagged cluster
+        ra_f, rb_f = ra in flagged_set, rb in flagged_set
+        if ra_f != rb_f:
+            parent[rb if ra_f else ra] = ra if ra_f else rb
+        else:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    if len(pool) < 2:
+        return {c: c for c in flagged_set}
+    in_flagged = np.isin(labels, pool)
+    sizes = pd.Series(labels[in_flagged]).value_counts()
+    for attr in attributes:
+        if attr not in entities:
+            continue
+        codes, _ = pd.factorize(entities[attr], use_na_sentinel=True)
+        present = codes >= 0
+        if not present.any():
+            continue
+        totals = np.bincount(codes[present])
+        sel = in_flagged & present
+        frame = pd.DataFrame({"c": labels[sel], "v": codes[sel]})
+        counts = frame.value_counts(["v", "c"]).reset_index(name="n")
+        flagged_total = counts.groupby("v")["n"].transform("sum")
+        counts = counts[
+            (flagged_total >= exclusive * totals[counts["v"].to_numpy()])
+            & (counts["n"] >= coverage * sizes.reindex(counts["c"]).to_numpy())
+        ]
+        for _, group in counts.groupby("v"):
+            cs = sorted(int(c) for c in group["c"])
+            for other in cs[1:]:
+                union(cs[0], other)
+    groups = {c: find(c) for c in parent}
+    return {c: g for c, g in groups.items() if g in flagged_set}
