@@ -72,7 +72,7 @@ def rules_for_campaigns(
     min_recall: float = 0.9,
     rules_per_campaign: int = 3,
     max_predicates: int = 4,
-    enforce_precision_lower: float = 0.95,
+    enforce_precision_lower: float = 0.98,
     max_traffic_share: float = 0.05,
     ttl_days: int = 7,
     action: str = "block",
@@ -103,6 +103,9 @@ def rules_for_campaigns(
     )
     ent = event_entity.astype("string").to_numpy()
     n_rows = len(attrs)
+    # every entity weighs 1 in coverage and recall, however many rows (messages) it has
+    _, inverse, counts = np.unique(ent.astype(str), return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
     out: list[Rule] = []
     expires = created_at + timedelta(days=ttl_days)
     flagged_ids = sorted({str(c) for c in campaigns.loc[campaigns["flagged"], "campaign_id"]})
@@ -114,7 +117,7 @@ def rules_for_campaigns(
         # Other flagged campaigns are neither target nor background: a rule that also covers
         # another fragment of the same actor has no false positive there.
         ignore = any_flagged & ~positive if any_flagged is not None else None
-        for found in inducer.induce(attrs, positive, ignore):
+        for found in inducer.induce(attrs, positive, ignore, weights):
             key = json.dumps(found.condition, sort_keys=True)
             if key in seen:  # two fragments of one actor found the same rule
                 continue

@@ -80,6 +80,7 @@ class InducedRule:
     background_size: int
     tier: int
     other_hits: int = 0  # hits on ignored rows (other flagged campaigns)
+    weighted_recall: float | None = None  # recall in entity weights, when rows were weighted
 
     @property
     def hits(self) -> int:
@@ -97,6 +98,9 @@ class InducedRule:
 
     @property
     def recall(self) -> float:
+        """Share of the campaign covered (in entity weights when rows were weighted)."""
+        if self.weighted_recall is not None:
+            return self.weighted_recall
         return self.true_positives / self.campaign_size if self.campaign_size else 0.0
 
 
@@ -148,7 +152,11 @@ class GreedyRuleInducer:
         self.min_precision = min_precision
 
     def induce(
-        self, attrs: pd.DataFrame, positive: np.ndarray, ignore: np.ndarray | None = None
+        self,
+        attrs: pd.DataFrame,
+        positive: np.ndarray,
+        ignore: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> list[InducedRule]:
         """Rules covering the rows where ``positive`` is true.
 
@@ -161,6 +169,11 @@ class GreedyRuleInducer:
         ignore : ndarray of bool, shape (n_rows,), optional
             Rows that are neither campaign nor background: other flagged campaigns, often
             fragments of the same actor, whose hits are no false positives.
+        weights : ndarray of float, shape (n_rows,), optional
+            Weight of each row in coverage and recall. With one row per message and the
+            sender as the entity, ``1 / messages of its sender`` makes a rule cover most
+            *senders* of the campaign, so five chatty senders that clustering swept in cannot
+            put their subjects into the rule.
 
         Returns
         -------
@@ -175,6 +188,8 @@ class GreedyRuleInducer:
         neg = ~positive
         if ignore is not None:
             neg &= ~np.asarray(ignore, dtype=bool)
+        w = np.ones(len(attrs)) if weights is None else np.asarray(weights, dtype=np.float64)
+        self._w = w
         candidates = self._candidates(attrs, positive)
         rules: list[InducedRule] = []
         used: set[str] = set()
@@ -203,25 +218,26 @@ class GreedyRuleInducer:
             if attr not in attrs:
                 continue
             col = attrs[attr]
-            pos_vals = col[positive].dropna()
-            if len(pos_vals) < self.min_recall * positive.sum():
+            present = positive & col.notna().to_numpy()
+            if self._w[present].sum() < self.min_recall * self._w[positive].sum():
                 continue  # too often missing in the campaign to carry a rule
             if family == "in":
-                cand = self._in_candidate(attr, tier, col, pos_vals, int(positive.sum()))
+                cand = self._in_candidate(attr, tier, col, present)
             else:
-                cand = self._range_candidate(attr, tier, col, pos_vals)
+                cand = self._range_candidate(attr, tier, col, present)
             if cand is not None:
                 out.append(cand)
         return out
 
     def _in_candidate(
-        self, attr: str, tier: int, col: pd.Series, pos_vals: pd.Series, n_pos: int
+        self, attr: str, tier: int, col: pd.Series, present: np.ndarray
     ) -> _Candidate | None:
-        counts = pos_vals.value_counts(sort=False).reset_index()
-        counts.columns = ["v", "n"]
+        frame = pd.DataFrame({"v": col[present].to_numpy(), "n": self._w[present]})
+        counts = frame.groupby("v", sort=False)["n"].sum().reset_index()
         counts = counts.sort_values(["n", "v"], ascending=[False, True], kind="stable")
         cum = counts["n"].cumsum().to_numpy()
-        need = int(np.searchsorted(cum, self.value_coverage * n_pos) + 1)
+        total = float(cum[-1])
+        need = int(np.searchsorted(cum, self.value_coverage * total - 1e-9) + 1)
         need = min(need, len(counts))
         if need > self.max_values:
             return None
@@ -235,13 +251,15 @@ class GreedyRuleInducer:
         return _Candidate(attr, tier, cond, mask)
 
     def _range_candidate(
-        self, attr: str, tier: int, col: pd.Series, pos_vals: pd.Series
+        self, attr: str, tier: int, col: pd.Series, present: np.ndarray
     ) -> _Candidate | None:
-        v = pd.to_numeric(pos_vals, errors="coerce").dropna().astype("float64").to_numpy()
-        if len(v) == 0:
+        v = pd.to_numeric(col[present], errors="coerce").astype("float64").to_numpy()
+        w = self._w[present]
+        ok = ~np.isnan(v)
+        if not ok.any():
             return None
         tail = (1 - self.value_coverage) / 2
-        lo, hi = np.quantile(v, [tail, 1 - tail], method="inverted_cdf")
+        lo, hi = np.quantile(v[ok], [tail, 1 - tail], method="inverted_cdf", weights=w[ok])
         integer = pd.api.types.is_integer_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)
         lo_v: float | int = int(lo) if integer else float(lo)
         hi_v: float | int = int(hi) if integer else float(hi)
@@ -254,19 +272,19 @@ class GreedyRuleInducer:
     def _greedy(
         self, pool: list[_Candidate], positive: np.ndarray, neg: np.ndarray
     ) -> list[_Candidate]:
-        n_pos = int(positive.sum())
-        need = self.min_recall * n_pos
+        wpos = np.where(positive, self._w, 0.0)
+        need = self.min_recall * wpos.sum() - 1e-9
         cur = np.ones(len(positive), dtype=bool)
         cur_fp = int(neg.sum())
         chosen: list[_Candidate] = []
         while len(chosen) < self.max_predicates and cur_fp > 0:
-            best: tuple[int, int, int, str] | None = None
+            best: tuple[int, float, int, str] | None = None
             best_c: _Candidate | None = None
             for c in pool:
                 if any(c.attr == ch.attr for ch in chosen):
                     continue
                 new = cur & c.mask
-                tp = int(np.count_nonzero(new & positive))
+                tp = float(wpos[new].sum())
                 if tp < need:
                     continue
                 fp = int(np.count_nonzero(new & neg))
@@ -302,6 +320,7 @@ class GreedyRuleInducer:
             campaign_size=int(positive.sum()),
             background_size=int(neg.sum()),
             other_hits=int(np.count_nonzero(hit & ~positive & ~neg)),
+            weighted_recall=float(self._w[hit & positive].sum() / self._w[positive].sum()),
             tier=max(c.tier for c in chosen),
         )
 

@@ -67,6 +67,7 @@ DEFAULT_FEATURES: dict[str, FeatureSpec] = {
             "complaint_rate": 0.4,
             "subject_variety": 0.3,
         },
+        log_scale=("messages", "recipient_count"),
         cyclic={"hour": 0.2},
         text={"subject_skeleton": 0.8, "sender_local": 0.4},
         counts={

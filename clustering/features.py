@@ -39,6 +39,9 @@ class FeatureSpec:
         Column (hour of day, 0-23) -> weight; encoded as a point on the circle.
     text : dict
         Column -> weight; character n-gram embedding.
+    log_scale : tuple of str
+        Numeric columns taken as ``log1p`` before scaling (volumes: 5 and 500 recipients
+        must not both clip to the same extreme).
     counts : dict
         Column -> weight; how many entities share the entity's value (log scale). Members of
         one campaign share a device pool or a subnet through different values, but they all
@@ -55,6 +58,7 @@ class FeatureSpec:
     cyclic: dict[str, float] = field(default_factory=dict)
     text: dict[str, float] = field(default_factory=dict)
     counts: dict[str, float] = field(default_factory=dict)
+    log_scale: tuple[str, ...] = ()
     block_dim: int = 8
     text_dim: int = 12
 
@@ -163,7 +167,10 @@ def build_features(
     for col, weight in spec.numeric.items():
         if col not in entities:
             continue
-        blocks.append((weight * _robust_scale(entities[col]))[:, None])
+        values = entities[col]
+        if col in spec.log_scale:
+            values = np.log1p(pd.to_numeric(values, errors="coerce").astype("float64").clip(lower=0))
+        blocks.append((weight * _robust_scale(values))[:, None])
         names.append(col)
     for col, weight in spec.cyclic.items():
         if col not in entities:

@@ -39,7 +39,7 @@ class RuleConfig:
     min_recall: float = 0.9
     rules_per_campaign: int = 3
     max_predicates: int = 4
-    enforce_precision_lower: float = 0.95  # Wilson 95% lower bound needed to enforce
+    enforce_precision_lower: float = 0.98  # Wilson 95% lower bound needed to enforce
     max_traffic_share: float = 0.1  # blast-radius cap: share of a day's rows one rule may hit
     ttl_days: int = 7
     action: str = "block"

@@ -22,7 +22,7 @@ import pandas as pd
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
 from anomaly.campaign_rules import campaign_id_for, rules_for_campaigns
-from anomaly.campaigns import merge_flagged
+from anomaly.campaigns import attach_noise, merge_flagged
 from anomaly.export import build_bundle, write_rules
 from anomaly.rules import Rule
 from anomaly.scoring import CampaignScorer, entity_scores
@@ -49,6 +49,11 @@ _BEHAVIOUR = {
 _MERGE_ATTRIBUTES = {
     "signups": ("email_domain", "device_id", "ip_prefix24", "ua_build", "user_agent"),
     "senders": ("sender_domain", "url_domain", "subject_skeleton", "sender_ip_prefix24"),
+}
+# Values strangers do not share by accident: they attach an actor's stray entities to its campaign.
+_ATTACH_ATTRIBUTES = {
+    "signups": ("email_domain", "device_id", "display_name"),
+    "senders": ("sender_domain", "url_domain", "subject_skeleton"),
 }
 # Shared-infrastructure counts ("how many others signed up from this /24 today").
 _VELOCITY = {
@@ -78,6 +83,7 @@ class KindResult:
     campaigns: pd.DataFrame
     rules: list[Rule]
     clusterer: GraphHDBSCAN
+    attached: np.ndarray  # campaign id of noise entities attached to a campaign, else None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,7 +158,7 @@ def detect(
             PROFILE_ATTRIBUTES[kind],
             time=times.reindex(entities.index),
         )
-        campaigns, members = _campaign_table(
+        campaigns, members, noise_campaign = _campaign_table(
             kind, entities, labels, profiles, scored, kcfg.entity_floor
         )
     with stages.stage(f"{kind}: rules"):
@@ -189,6 +195,7 @@ def detect(
         campaigns=campaigns,
         rules=rules,
         clusterer=clusterer,
+        attached=noise_campaign,
         metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_, "features": scored},
     )
 
@@ -200,7 +207,9 @@ def _campaign_table(
     profiles: pd.DataFrame,
     scored: pd.DataFrame,
     entity_floor: float,
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
+    """One row per cluster, the members of each campaign, and the campaign of each noise
+    entity attached to one (None elsewhere)."""
     ids = entities.index.to_numpy()
     members: dict[str, np.ndarray] = {}
     rows = []
@@ -213,11 +222,18 @@ def _campaign_table(
         _MERGE_ATTRIBUTES[kind],
         candidates=scored.index[suspicious].to_numpy(),
     )
+    groups: dict[int, list[int]] = {}
+    for c, g in sorted(group_of.items()):
+        groups.setdefault(g, []).append(c)
+    attached = attach_noise(entities, labels, groups, _ATTACH_ATTRIBUTES[kind])
+    campaign_of_noise = np.full(len(labels), None, dtype=object)
     for cid in profiles.index:
-        group = [c for c, g in group_of.items() if g == group_of.get(int(cid), -2)] or [cid]
-        mem = ids[np.isin(labels, group)]
+        group = groups.get(group_of.get(int(cid), -2), [int(cid)])
+        extra = attached.get(group_of.get(int(cid), -2), np.array([], dtype=np.int64))
+        mem = np.concatenate([ids[np.isin(labels, group)], ids[extra]])
         camp = campaign_id_for(kind, mem)
         members[camp] = mem.astype(str)
+        campaign_of_noise[extra] = camp
         prof = profiles.loc[cid]
         top = []
         for attr in PROFILE_ATTRIBUTES[kind]:
@@ -244,6 +260,12 @@ def _campaign_table(
                 "hour_concentration": float(prof.get("hour_concentration", np.nan)),
             }
         )
+    if attached:
+        log.info(
+            "%s: %d stray entities attached to campaigns through exclusive values",
+            kind,
+            sum(len(v) for v in attached.values()),
+        )
     table = pd.DataFrame(
         rows,
         columns=[
@@ -261,20 +283,26 @@ def _campaign_table(
             "hour_concentration",
         ],
     )
-    return table, members
+    return table, members, campaign_of_noise
 
 
 def _assignments(res: KindResult) -> pd.DataFrame:
     camp_of = dict(zip(res.campaigns["cluster_id"], res.campaigns["campaign_id"], strict=True))
-    score_of = dict(zip(res.campaigns["cluster_id"], res.campaigns["score"], strict=True))
+    score_of = res.campaigns.groupby("campaign_id")["score"].max().to_dict()
+    campaign = np.array([camp_of.get(int(c)) for c in res.labels], dtype=object)
+    flagged = set(res.campaigns.loc[res.campaigns["flagged"], "cluster_id"])
+    stray = np.array([a is not None for a in res.attached]) & ~np.isin(res.labels, list(flagged))
+    campaign[stray] = res.attached[stray]
     return pd.DataFrame(
         {
             "kind": res.kind,
             "entity_id": res.entities.index.astype(str),
             "cluster_id": res.labels.astype(np.int64),
-            "campaign_id": pd.array([camp_of.get(int(c)) for c in res.labels], dtype="string"),
+            "campaign_id": pd.array(campaign, dtype="string"),
             "entity_score": res.entity_scores.astype(np.float64),
-            "campaign_score": np.array([score_of.get(int(c), np.nan) for c in res.labels]),
+            "campaign_score": np.array(
+                [score_of.get(c, np.nan) if c is not None else np.nan for c in campaign]
+            ),
         }
     )
 

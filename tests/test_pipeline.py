@@ -1,0 +1,143 @@
+"""End to end on the built-in synthetic data: the quality floor, the outputs, determinism,
+and the SQL export agreeing with the Python evaluator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from anomaly.export import apply_bundle, bundle_to_sql, load_bundle
+from clustering.attributes import ensure_columns
+from pipelines.config import JobConfig
+from pipelines.demo import run_demo
+from pipelines.job import RunResult, run_job
+from pipelines.readers import read_events
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("demo")
+    result, figures = run_demo(out, seed=0)
+    return out, result, figures
+
+
+def test_day2_quality_floor_signups(demo) -> None:
+    _, _, fig = demo
+    s = fig["signups"]
+    assert s["campaign_recall"] >= 0.90, s
+    assert s["benign_hit_rate"] <= 0.001, s
+
+
+def test_day2_quality_floor_senders(demo) -> None:
+    _, _, fig = demo
+    m = fig["senders"]
+    assert m["campaign_recall"] >= 0.80, m
+    assert m["benign_hit_rate"] <= 0.001, m
+
+
+def test_lookalike_crowds_stay_unblocked(demo) -> None:
+    _, _, fig = demo
+    for kind in ("signups", "senders"):
+        crowds = {g: v for g, v in fig[kind]["groups"].items() if v["label"] == "lookalike"}
+        assert crowds, f"no look-alike crowds in the {kind} demo data"
+        for name, v in crowds.items():
+            assert v["blocked"] == 0, f"look-alike crowd {name} was blocked: {v}"
+
+
+def test_every_planted_campaign_is_mostly_blocked(demo) -> None:
+    _, _, fig = demo
+    for kind in ("signups", "senders"):
+        for name, v in fig[kind]["groups"].items():
+            if v["label"] == "campaign":
+                assert v["share_blocked"] >= 0.75, (kind, name, v)
+
+
+def test_outputs_follow_the_contract(demo) -> None:
+    out, result, _ = demo
+    for rel in (
+        "assignments.parquet",
+        "campaigns.parquet",
+        "rules/bundle.json",
+        "rules/signups.sql",
+        "rules/senders.sql",
+        "report.html",
+        "run.json",
+    ):
+        assert (out / rel).is_file(), rel
+    assign = pd.read_parquet(out / "assignments.parquet")
+    assert list(assign.columns) == [
+        "kind",
+        "entity_id",
+        "cluster_id",
+        "campaign_id",
+        "entity_score",
+        "campaign_score",
+    ]
+    assert set(assign["kind"]) == {"signups", "senders"}
+    assert (assign["cluster_id"] >= -1).all()
+    # noise has no campaign unless it was attached to one through a campaign-exclusive value
+    noise = assign[assign["cluster_id"] == -1]
+    assert noise["campaign_id"].isna().mean() > 0.9
+    flagged_ids = set(pd.read_parquet(out / "campaigns.parquet").query("flagged")["campaign_id"])
+    assert set(noise["campaign_id"].dropna()) <= flagged_ids
+    camps = pd.read_parquet(out / "campaigns.parquet")
+    for col in ("campaign_id", "kind", "size", "score", "flagged", "top_attributes"):
+        assert col in camps
+    assert camps["flagged"].any()
+    record = json.loads((out / "run.json").read_text())
+    assert record["inputs"]["signups"]["rows_read"] == 20_000
+    assert len(record["inputs"]["signups"]["sha256"]) == 64
+    assert {"signups: clustering", "senders: rules", "report"} <= set(record["timings"])
+    bundle = load_bundle(out / "rules" / "bundle.json")
+    assert bundle["rules"], "no rules"
+    for rule in bundle["rules"]:
+        for key in ("id", "version", "kind", "campaign_id", "title", "condition", "sql"):
+            assert key in rule
+        assert rule["mode"] in ("shadow", "enforce")
+        assert rule["expires_at"] > rule["created_at"]
+        assert {"hits", "precision", "precision_lower", "recall"} <= set(rule["backtest"])
+        assert rule["provenance"]["run_id"] == record["run_id"]
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "Rules" in html and "http" not in html.split("<body>")[0]
+
+
+@pytest.mark.parametrize("kind", ["signups", "senders"])
+@pytest.mark.parametrize("day", [0, 1])
+def test_sql_export_matches_python_evaluator(demo, kind: str, day: int) -> None:
+    out, _, _ = demo
+    bundle = load_bundle(out / "rules" / "bundle.json")
+    path = sorted((out / "data" / kind).iterdir())[day]
+    frame = read_events(path, kind).frame
+    py = apply_bundle(bundle, frame, kind)
+    sql_text = (out / "rules" / f"{kind}.sql").read_text()
+    assert sql_text == bundle_to_sql(bundle, kind)
+    con = duckdb.connect()
+    con.register(kind, ensure_columns(frame, kind))
+    got = con.execute(sql_text).df()
+    id_col = "account_id" if kind == "signups" else "message_id"
+    cols = [id_col, "rule_id", "action"]
+    a = py[cols].astype(str).sort_values(cols).reset_index(drop=True)
+    b = got[cols].astype(str).sort_values(cols).reset_index(drop=True)
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_same_inputs_same_bundle_bytes(demo, tmp_path: Path) -> None:
+    out, result, _ = demo
+    inputs = {
+        kind: read_events(sorted((out / "data" / kind).iterdir())[0], kind)
+        for kind in ("signups", "senders")
+    }
+    again = run_job(inputs, tmp_path, JobConfig(seed=0))
+    assert again.run_id == result.run_id
+    assert (tmp_path / "rules" / "bundle.json").read_bytes() == (
+        out / "rules" / "bundle.json"
+    ).read_bytes()
+    a = pd.read_parquet(tmp_path / "assignments.parquet")
+    b = pd.read_parquet(out / "assignments.parquet")
+    pd.testing.assert_frame_equal(a, b)
