@@ -54,7 +54,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _stage(path: Path, write: Callable[[Path], None]) -> Path:
+def _stage(path: Path, write: Callable[[Path], object]) -> Path:
     """Write a temporary sibling of ``path`` with ``write(tmp)``, fsynced; return its path.
 
     The temporary file gets the target's permissions (or the umask's default for new files)
@@ -102,8 +102,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike[str], **kwargs: object) -> Path:
     """Write ``df`` as Parquet to ``path`` atomically; ``kwargs`` go to ``DataFrame.to_parquet``."""
     target = Path(path)
-    _commit(_stage(target, lambda tmp: df.to_parquet(tmp, **kwargs)), target)  # type: ignore[arg-type]
+
+    def write(tmp: Path) -> None:
+        df.to_parquet(tmp, **kwargs)  # type: ignore[arg-type]
+
+    _commit(_stage(target, write), target)
     return target
+
+
+def _writer(data: bytes) -> Callable[[Path], object]:
+    return lambda tmp: tmp.write_bytes(data)
 
 
 def atomic_write_files(files: Mapping[str | os.PathLike[str], bytes]) -> list[Path]:
@@ -124,7 +132,7 @@ def atomic_write_files(files: Mapping[str | os.PathLike[str], bytes]) -> list[Pa
     staged: list[tuple[Path, Path]] = []
     try:
         for target, data in zip(targets, files.values(), strict=True):
-            staged.append((_stage(target, lambda tmp, d=data: tmp.write_bytes(d)), target))
+            staged.append((_stage(target, _writer(data)), target))
     except BaseException:
         _discard(tmp for tmp, _ in staged)
         raise

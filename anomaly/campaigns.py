@@ -140,7 +140,9 @@ def attach_noise(
     codes = {
         a: pd.factorize(entities[a], use_na_sentinel=True)[0] for a in attributes if a in entities
     }
-    totals = {a: np.bincount(c[c >= 0]) if (c >= 0).any() else np.zeros(0) for a, c in codes.items()}
+    totals = {
+        a: np.bincount(c[c >= 0]) if (c >= 0).any() else np.zeros(0) for a, c in codes.items()
+    }
     for gid in sorted(groups):
         members = np.isin(labels, groups[gid])
         gain = np.zeros(len(labels), dtype=bool)

@@ -169,7 +169,9 @@ def build_features(
             continue
         values = entities[col]
         if col in spec.log_scale:
-            values = np.log1p(pd.to_numeric(values, errors="coerce").astype("float64").clip(lower=0))
+            values = np.log1p(
+                pd.to_numeric(values, errors="coerce").astype("float64").clip(lower=0)
+            )
         blocks.append((weight * _robust_scale(values))[:, None])
         names.append(col)
     for col, weight in spec.cyclic.items():

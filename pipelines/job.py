@@ -196,7 +196,11 @@ def detect(
         rules=rules,
         clusterer=clusterer,
         attached=noise_campaign,
-        metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_, "features": scored},
+        metadata={
+            "entity_detector": emeta,
+            "campaign_detector": scorer.metadata_,
+            "features": scored,
+        },
     )
 
 
@@ -383,7 +387,7 @@ def _record(
     bundle: dict[str, Any],
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("numpy", "pandas", "scikit-learn", "faiss-cpu", "hdbscan", "pyod", "duckdb"):
         try:
             versions[pkg] = version(pkg)

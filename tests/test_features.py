@@ -33,7 +33,7 @@ def test_shared_rare_values_pull_entities_together() -> None:
     ua[:30] = "rare-build"
     ents = pd.DataFrame({"ua": ua, "captcha": rng.uniform(size=n)})
     X, names = build_features(ents, FeatureSpec(categorical={"ua": 1.0}, numeric={"captcha": 0.1}))
-    assert X.shape == (n, 5) and len(names) == 5
+    assert X.shape == (n, 9) and len(names) == 9
     inside = np.linalg.norm(X[0] - X[1])
     outside = np.linalg.norm(X[0] - X[200])
     assert inside < outside / 3

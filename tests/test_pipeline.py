@@ -58,7 +58,7 @@ def test_every_planted_campaign_is_mostly_blocked(demo) -> None:
 
 
 def test_outputs_follow_the_contract(demo) -> None:
-    out, result, _ = demo
+    out, _result, _ = demo
     for rel in (
         "assignments.parquet",
         "campaigns.parquet",
