@@ -13,7 +13,13 @@ import pandas as pd
 from clustering.features import FeatureSpec
 from clustering.kinds import get_kind
 
-__all__ = ["DEFAULT_FEATURES", "PROFILE_ATTRIBUTES", "entity_table", "most_frequent"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "PROFILE_ATTRIBUTES",
+    "entity_keys",
+    "entity_table",
+    "most_frequent",
+]
 
 DEFAULT_FEATURES: dict[str, FeatureSpec] = {
     "signups": FeatureSpec(
@@ -124,6 +130,12 @@ def most_frequent(keys: pd.Series, values: pd.Series) -> pd.Series:
     return result.astype(values.dtype) if len(result) else result
 
 
+def entity_keys(kind: str, events: pd.DataFrame) -> pd.Series:
+    """The entity id of each event row, normalised (sender addresses are case-insensitive)."""
+    keys = events[get_kind(kind).entity_column].astype("string")
+    return keys.str.lower() if kind == "senders" else keys
+
+
 def entity_table(kind: str, events: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
     """One row per entity, indexed by entity id (sorted), with attribute and behaviour columns.
 
@@ -136,19 +148,17 @@ def entity_table(kind: str, events: pd.DataFrame, attrs: pd.DataFrame) -> pd.Dat
     attrs : DataFrame of shape (n_events, n_attributes)
         ``clustering.attributes.compute_attributes(events, kind)``, same index.
     """
-    k = get_kind(kind)
-    ent = events[k.entity_column].astype("string")
     if kind == "signups":
         table = attrs.copy()
         if "display_name" in events:
             # the exact name (lower-cased) is a feature, not a rule attribute: a small list of
             # names reused across a campaign links accounts that share no device or subnet
             table["display_name"] = events["display_name"].astype("string").str.lower().to_numpy()
-        table.index = pd.Index(ent.to_numpy(), name="entity_id")
+        table.index = pd.Index(entity_keys(kind, events).to_numpy(), name="entity_id")
         return table.sort_index(kind="stable")
     if kind != "senders":
         raise ValueError(f"no entity table for kind {kind!r}")
-    keys = ent.str.lower()
+    keys = entity_keys(kind, events)
     columns: dict[str, pd.Series] = {}
     for col in PROFILE_ATTRIBUTES["senders"]:
         if col in attrs:

@@ -31,11 +31,13 @@ def top_values(labels: np.ndarray, values: pd.Series) -> pd.DataFrame:
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     stats = top_code_stats(np.asarray(labels), codes)
+    has = stats["code"] >= 0
+    top = np.full(len(has), None, dtype=object)
+    if has.any():
+        top[has] = np.asarray(uniques.take(stats["code"][has]), dtype=object)
     out = pd.DataFrame(
         {
-            "value": pd.Series(
-                uniques.take(np.maximum(stats["code"], 0)), dtype=values.dtype
-            ).where(stats["code"] >= 0),
+            "value": pd.Series(top, dtype=values.dtype),
             "share": stats["share"],
             "specificity": stats["specificity"],
         },

@@ -27,7 +27,7 @@ from anomaly.export import build_bundle, write_rules
 from anomaly.rules import Rule
 from anomaly.scoring import CampaignScorer, entity_scores
 from clustering.attributes import compute_attributes
-from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_table
+from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
 from clustering.features import build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
 from clustering.kinds import get_kind
@@ -147,11 +147,8 @@ def detect(
             random_state=seed,
         )
         scored = scorer.score(entities, labels, escore)
-        times = events.groupby(
-            events[k.entity_column].astype("string").str.lower()
-            if kind == "senders"
-            else events[k.entity_column].astype("string")
-        )[k.time_column].min()
+        event_entity = entity_keys(kind, events)
+        times = events[k.time_column].groupby(event_entity.to_numpy()).min()
         profiles = cluster_profiles(
             entities,
             labels,
@@ -162,9 +159,6 @@ def detect(
             kind, entities, labels, profiles, scored, kcfg.entity_floor
         )
     with stages.stage(f"{kind}: rules"):
-        event_entity = events[k.entity_column].astype("string")
-        if kind == "senders":
-            event_entity = event_entity.str.lower()
         rc = config.rules
         rules = rules_for_campaigns(
             kind,

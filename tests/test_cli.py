@@ -217,3 +217,43 @@ def test_bundle_with_unknown_attribute_exits_2(
     assert "shoe_size" in err and bundle["rules"][0]["id"] in err
     assert not (tmp_path / "m.parquet").exists()
     assert load_bundle(run_dir / "rules" / "bundle.json")["rules"]
+
+
+def test_minimal_columns_and_tiny_inputs_run(tmp_path: Path, small) -> None:
+    """Only the required columns, or a handful of rows: a run, not a crash."""
+    s = pd.read_parquet(small["signups"][0])
+    m = pd.read_parquet(small["senders"][0])
+    s[["account_id", "created_at", "email", "ip"]].to_parquet(tmp_path / "s.parquet")
+    m[["message_id", "sent_at", "sender"]].to_parquet(tmp_path / "m.parquet")
+    assert (
+        main(
+            [
+                "-q",
+                "run",
+                "--signups",
+                str(tmp_path / "s.parquet"),
+                "--senders",
+                str(tmp_path / "m.parquet"),
+                "--out",
+                str(tmp_path / "o1"),
+            ]
+        )
+        == 0
+    )
+    load_bundle(tmp_path / "o1" / "rules" / "bundle.json")
+    s.head(12).to_parquet(tmp_path / "tiny.parquet")
+    assert (
+        main(
+            [
+                "-q",
+                "run",
+                "--signups",
+                str(tmp_path / "tiny.parquet"),
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 0
+    )
+    record = json.loads((tmp_path / "o2" / "run.json").read_text())
+    assert record["counts"]["signups"]["rules"] == 0

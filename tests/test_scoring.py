@@ -1,0 +1,89 @@
+"""Campaign scoring, fragment merging and stray attachment on constructed data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from anomaly.campaigns import attach_noise, merge_flagged
+from anomaly.scoring import CampaignScorer, entity_scores
+
+
+def _population(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """800 ordinary entities (unique values), a campaign of 120 sharing a client build and a
+    subnet, and a crowd of 100 sharing only a subnet."""
+    rng = np.random.default_rng(seed)
+    n_bg, n_c, n_crowd = 800, 120, 100
+    n = n_bg + n_c + n_crowd
+    ent = pd.DataFrame(
+        {
+            "ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
+            "ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
+            "ip_asn": rng.integers(1, 60, n),
+            "ua_build": rng.choice([f"Chrome/12{i}" for i in range(6)], n),
+            "user_agent": [f"ua-{i}" for i in range(n)],
+            "device_id": [f"d{i}" for i in range(n)],
+            "username_shape": rng.choice(["a.a", "a99", "a_a", "a9999"], n),
+            "display_name_shape": rng.choice(["Aa Aa", "Aa"], n),
+            "email_domain": rng.choice(["gmail.com", "web.de", "yahoo.com"], n),
+            "email_tld": "com",
+            "captcha_score": rng.uniform(0.5, 1.0, n),
+        }
+    )
+    c = slice(n_bg, n_bg + n_c)
+    ent.loc[ent.index[c], "ua_build"] = "Chrome/999.0.1"
+    ent.loc[ent.index[c], "ip_prefix24"] = "203.0.113.0/24"
+    ent.loc[ent.index[c], "device_id"] = [f"pool{i % 10}" for i in range(n_c)]
+    ent.loc[ent.index[c], "captcha_score"] = rng.uniform(0.0, 0.2, n_c)
+    crowd = slice(n_bg + n_c, n)
+    ent.loc[ent.index[crowd], "ip_prefix24"] = "198.51.100.0/24"
+    labels = np.full(n, -1)
+    labels[c] = 0
+    labels[crowd] = 1
+    return ent, labels
+
+
+def test_campaign_flagged_and_crowd_not() -> None:
+    ent, labels = _population()
+    behaviour = pd.DataFrame(
+        {
+            "captcha_score": ent["captcha_score"],
+            "device_count": np.log1p(ent["device_id"].map(ent["device_id"].value_counts())),
+        }
+    )
+    escore, meta = entity_scores(behaviour, random_state=0)
+    assert escore.shape == (len(ent),) and "detector" in meta
+    out = CampaignScorer("signups", n_reference=300, random_state=0).score(ent, labels, escore)
+    assert bool(out.loc[0, "flagged"]) is True, out.loc[0, "reason"]
+    assert bool(out.loc[1, "flagged"]) is False, out.loc[1, "reason"]
+    assert out.loc[0, "client"] > 0.9 and out.loc[1, "client"] < 0.3
+    assert "entity score" in out.loc[1, "reason"]
+    again = CampaignScorer("signups", n_reference=300, random_state=0).score(ent, labels, escore)
+    pd.testing.assert_frame_equal(out, again)
+
+
+def test_merge_joins_fragments_sharing_exclusive_values() -> None:
+    ent = pd.DataFrame({"device_id": ["p1"] * 4 + ["p2"] * 4 + ["x"] * 4 + ["p1", "q", "r", "s"]})
+    labels = np.array([0] * 4 + [1] * 4 + [2] * 4 + [3] * 4)
+    # clusters 0 and 3 share the exclusive device p1; 1 and 2 share nothing with anyone
+    groups = merge_flagged(
+        ent, labels, np.array([0, 1, 2]), ["device_id"], candidates=np.array([3])
+    )
+    assert groups[0] == groups[3] == 0
+    assert groups[1] == 1 and groups[2] == 2
+    # a candidate never forms a campaign on its own
+    only = merge_flagged(ent, labels, np.array([1]), ["device_id"], candidates=np.array([3]))
+    assert 3 not in only
+
+
+def test_attach_strays_through_exclusive_values_only() -> None:
+    ent = pd.DataFrame(
+        {
+            "email_domain": ["junk.xyz"] * 9
+            + ["junk.xyz", "gmail.com", "gmail.com"]
+            + ["gmail.com"] * 3
+        }
+    )
+    labels = np.array([0] * 9 + [-1, -1, -1] + [1] * 3)
+    out = attach_noise(ent, labels, {0: [0]}, ["email_domain"])
+    assert out[0].tolist() == [9]  # the stray on the campaign's throwaway domain; not gmail users
