@@ -38,7 +38,18 @@ from pipelines.stages import Stages
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KindResult", "RunResult", "code_version", "detect", "run_job"]
+__all__ = ["OUTPUT_FILES", "KindResult", "RunResult", "code_version", "detect", "run_job"]
+
+# The outputs of a run (DESIGN.md, "Outputs of a run"): other systems read these paths.
+OUTPUT_FILES = (
+    "assignments.parquet",
+    "campaigns.parquet",
+    "rules/bundle.json",
+    "rules/signups.sql",
+    "rules/senders.sql",
+    "report.html",
+    "run.json",
+)
 
 # Behaviour given to the entity-level detectors, per kind.
 _BEHAVIOUR = {

@@ -15,6 +15,7 @@ from anomaly.export import bundle_id_of, load_bundle
 from anomaly.rules import condition_to_sql
 from clustering.attributes import ensure_columns
 from pipelines.cli import main
+from pipelines.job import OUTPUT_FILES
 from pipelines.readers import read_events
 from pipelines.synthetic import generate, write_synthetic
 
@@ -53,15 +54,7 @@ def test_console_script_runs() -> None:
 
 
 def test_run_writes_every_output(run_dir: Path) -> None:
-    for rel in (
-        "assignments.parquet",
-        "campaigns.parquet",
-        "rules/bundle.json",
-        "rules/signups.sql",
-        "rules/senders.sql",
-        "report.html",
-        "run.json",
-    ):
+    for rel in OUTPUT_FILES:
         assert (run_dir / rel).is_file(), rel
 
 

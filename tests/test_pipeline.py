@@ -15,7 +15,7 @@ from anomaly.export import apply_bundle, bundle_to_sql, load_bundle
 from clustering.attributes import ensure_columns
 from pipelines.config import JobConfig
 from pipelines.demo import run_demo
-from pipelines.job import RunResult, run_job
+from pipelines.job import OUTPUT_FILES, RunResult, run_job
 from pipelines.readers import read_events
 
 
@@ -59,15 +59,7 @@ def test_every_planted_campaign_is_mostly_blocked(demo) -> None:
 
 def test_outputs_follow_the_contract(demo) -> None:
     out, _result, _ = demo
-    for rel in (
-        "assignments.parquet",
-        "campaigns.parquet",
-        "rules/bundle.json",
-        "rules/signups.sql",
-        "rules/senders.sql",
-        "report.html",
-        "run.json",
-    ):
+    for rel in OUTPUT_FILES:
         assert (out / rel).is_file(), rel
     assign = pd.read_parquet(out / "assignments.parquet")
     assert list(assign.columns) == [
