@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from anomaly.induction import GreedyRuleInducer, InducedRule
-from anomaly.rules import Rule
+from anomaly.rules import Rule, evaluate
+from anomaly.stats import wilson_lower
 
 log = logging.getLogger(__name__)
 
-__all__ = ["campaign_id_for", "rule_id_for", "rules_for_campaigns"]
+__all__ = ["Guard", "campaign_id_for", "rule_id_for", "rules_for_campaigns"]
 
 
 def _digest(*parts: str, n: int = 12) -> str:
@@ -58,6 +60,28 @@ def _condition_text(cond: dict[str, Any]) -> str:
     return f"{cond.get('attr')} {op} {cond.get('value', cond.get('pattern'))!r}"
 
 
+@dataclass(frozen=True)
+class Guard:
+    """When a rule may block, and for how long.
+
+    A rule is enforced only when all hold, otherwise it ships in shadow mode with the reasons:
+
+    - the Wilson 95% lower bound of its precision (hits on flagged campaigns / all hits)
+      clears ``enforce_precision_lower``;
+    - the Wilson 95% lower bound of the share of tonight's background it leaves alone clears
+      ``enforce_background_lower``: a rule may not touch more than a sliver of ordinary traffic,
+      however large its campaign;
+    - on tonight's data and on every earlier day given, it hits at most ``max_traffic_share``
+      of the rows (blast radius).
+    """
+
+    enforce_precision_lower: float = 0.98
+    enforce_background_lower: float = 0.999
+    max_traffic_share: float = 0.1
+    ttl_days: int = 7
+    action: str = "block"
+
+
 def rules_for_campaigns(
     kind: str,
     attrs: pd.DataFrame,
@@ -69,13 +93,9 @@ def rules_for_campaigns(
     created_at: datetime,
     code_version: str,
     parameters: dict[str, Any],
-    min_recall: float = 0.9,
-    rules_per_campaign: int = 3,
-    max_predicates: int = 4,
-    enforce_precision_lower: float = 0.98,
-    max_traffic_share: float = 0.05,
-    ttl_days: int = 7,
-    action: str = "block",
+    inducer: GreedyRuleInducer | None = None,
+    guard: Guard | None = None,
+    history: list[tuple[str, pd.DataFrame]] | None = None,
 ) -> list[Rule]:
     """Induce, backtest and guard rules for every flagged campaign.
 
@@ -83,31 +103,32 @@ def rules_for_campaigns(
     ----------
     kind : str
     attrs : DataFrame of shape (n_events, n_attributes)
-        Attributes of every event row of the run.
+        Attributes of every event row of the run (allowlisted rows already removed: no rule
+        can hit them, so they count neither for nor against one).
     event_entity : Series of shape (n_events,)
         Entity id of each event row (normalised as in the entity table).
     campaigns : DataFrame
         One row per cluster with ``campaign_id`` and ``flagged``.
     members : dict
         campaign id -> entity ids of its members.
+    inducer : GreedyRuleInducer, optional
+    guard : Guard, optional
+    history : list of (day, attributes), optional
+        Earlier days' rows (attributes as from ``compute_attributes``): every rule is
+        backtested on them (hits per day) and held to the blast-radius cap on each.
 
     Returns
     -------
     list of Rule, sorted by id.
     """
-    inducer = GreedyRuleInducer(
-        kind,
-        min_recall=min_recall,
-        n_rules=rules_per_campaign,
-        max_predicates=max_predicates,
-    )
+    inducer = inducer or GreedyRuleInducer(kind)
+    guard = guard or Guard()
     ent = event_entity.astype("string").to_numpy()
     n_rows = len(attrs)
     # every entity weighs 1 in coverage and recall, however many rows (messages) it has
     _, inverse, counts = np.unique(ent.astype(str), return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
     out: list[Rule] = []
-    expires = created_at + timedelta(days=ttl_days)
     flagged_ids = sorted({str(c) for c in campaigns.loc[campaigns["flagged"], "campaign_id"]})
     rows_of = {cid: np.isin(ent, members[cid]) for cid in flagged_ids}
     any_flagged = np.logical_or.reduce(list(rows_of.values())) if rows_of else None
@@ -122,20 +143,22 @@ def rules_for_campaigns(
             if key in seen:  # two fragments of one actor found the same rule
                 continue
             seen.add(key)
+            earlier = [
+                {"day": day, "rows": len(a), "hits": int(evaluate(found.condition, a).sum())}
+                for day, a in (history or [])
+            ]
             out.append(
                 _to_rule(
                     kind,
                     cid,
                     found,
                     n_rows=n_rows,
+                    earlier=earlier,
                     run_id=run_id,
                     created_at=created_at,
-                    expires=expires,
                     code_version=code_version,
                     parameters=parameters,
-                    enforce_precision_lower=enforce_precision_lower,
-                    max_traffic_share=max_traffic_share,
-                    action=action,
+                    guard=guard,
                 )
             )
     out.sort(key=lambda r: r.id)
@@ -155,23 +178,33 @@ def _to_rule(
     found: InducedRule,
     *,
     n_rows: int,
+    earlier: list[dict[str, Any]],
     run_id: str,
     created_at: datetime,
-    expires: datetime,
     code_version: str,
     parameters: dict[str, Any],
-    enforce_precision_lower: float,
-    max_traffic_share: float,
-    action: str,
+    guard: Guard,
 ) -> Rule:
     share = found.hits / n_rows if n_rows else 0.0
+    bg = found.background_size
+    background_lower = wilson_lower(bg - found.false_positives, bg)
     reasons = []
-    if found.precision_lower < enforce_precision_lower:
+    if found.precision_lower < guard.enforce_precision_lower:
         reasons.append(
-            f"precision lower bound {found.precision_lower:.4f} < {enforce_precision_lower}"
+            f"precision lower bound {found.precision_lower:.4f} < {guard.enforce_precision_lower}"
         )
-    if share > max_traffic_share:
-        reasons.append(f"hits {share:.2%} of rows > blast-radius cap {max_traffic_share:.2%}")
+    if background_lower < guard.enforce_background_lower:
+        reasons.append(
+            f"share of background left alone, lower bound {background_lower:.5f} < "
+            f"{guard.enforce_background_lower}"
+        )
+    for day in [{"day": "tonight", "rows": n_rows, "hits": found.hits}, *earlier]:
+        day_share = day["hits"] / day["rows"] if day["rows"] else 0.0
+        if day_share > guard.max_traffic_share:
+            reasons.append(
+                f"hits {day_share:.2%} of {day['day']}'s rows > blast-radius cap "
+                f"{guard.max_traffic_share:.2%}"
+            )
     mode = "shadow" if reasons else "enforce"
     backtest = {
         "population": n_rows,
@@ -179,11 +212,15 @@ def _to_rule(
         "campaign_hits": found.true_positives,
         "other_campaign_hits": found.other_hits,
         "background_hits": found.false_positives,
+        "background_size": bg,
+        "background_lower": round(background_lower, 6),
         "campaign_size": found.campaign_size,
         "precision": round(found.precision, 6),
         "precision_lower": round(found.precision_lower, 6),
         "recall": round(found.recall, 6),
         "traffic_share": round(share, 6),
+        "expected_hits_per_day": found.hits,
+        "earlier_days": earlier,
     }
     return Rule(
         id=rule_id_for(kind, cid, found.attributes),
@@ -192,10 +229,10 @@ def _to_rule(
         campaign_id=cid,
         title=f"{kind} campaign {cid}: {_condition_text(found.condition)}",
         condition=found.condition,
-        action=action,
+        action=guard.action,
         mode=mode,
         created_at=created_at.isoformat(),
-        expires_at=expires.isoformat(),
+        expires_at=(created_at + timedelta(days=guard.ttl_days)).isoformat(),
         backtest=backtest,
         provenance={
             "run_id": run_id,

@@ -24,7 +24,7 @@ def merge_flagged(
     attributes: tuple[str, ...] | list[str],
     *,
     candidates: np.ndarray | None = None,
-    exclusive: float = 0.9,
+    exclusive: float = 0.6,
     coverage: float = 0.05,
 ) -> dict[int, int]:
     """Group flagged clusters that share exclusive values.
@@ -40,7 +40,8 @@ def merge_flagged(
     candidates : ndarray of int, optional
         Unflagged clusters that may join a campaign (never form one on their own).
     exclusive : float
-        Share of a value's holders that must be in flagged clusters.
+        Share of a value's holders that must be in flagged (or candidate) clusters; a
+        majority, not all: an actor's strays outside every cluster hold its values too.
     coverage : float
         Share of each of the two clusters the value must cover.
 
@@ -106,7 +107,7 @@ def attach_noise(
     groups: dict[int, list[int]],
     attributes: tuple[str, ...] | list[str],
     *,
-    exclusive: float = 0.8,
+    exclusive: float = 0.6,
 ) -> dict[int, np.ndarray]:
     """Entities outside every campaign that hold a value used mostly by one campaign.
 

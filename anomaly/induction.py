@@ -41,12 +41,14 @@ RULE_ATTRIBUTES: dict[str, dict[str, tuple[str, int]]] = {
         "ip_country": ("in", 1),
         "signup_flow": ("in", 1),
         "email_local_has_plus": ("in", 1),
+        "email_plus_tag_len": ("range", 1),
         "username_len": ("range", 1),
         "username_digits": ("range", 1),
         "username_vowel_share": ("range", 1),
         "email_local_dots": ("range", 1),
         "captcha_score": ("range", 1),
         "email_domain": ("in", 2),
+        "email_canonical": ("in", 2),
         "ip_prefix16": ("in", 2),
         "ip_prefix24": ("in", 2),
         "device_id": ("in", 2),
@@ -131,6 +133,9 @@ class GreedyRuleInducer:
         Rules per campaign, over disjoint attribute sets.
     min_precision : float
         A rule whose precision on the learning data is below this is not returned.
+    safety_hits : float
+        Expected background hits per run (independence estimate, see ``_add_margin``) below
+        which a rule needs no further predicate; 0 turns the margin off.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class GreedyRuleInducer:
         max_predicates: int = 4,
         n_rules: int = 3,
         min_precision: float = 0.95,
+        safety_hits: float = 0.05,
     ) -> None:
         self.kind = kind
         self.min_recall = min_recall
@@ -150,6 +156,7 @@ class GreedyRuleInducer:
         self.max_predicates = max_predicates
         self.n_rules = n_rules
         self.min_precision = min_precision
+        self.safety_hits = safety_hits
 
     def induce(
         self,
@@ -191,8 +198,10 @@ class GreedyRuleInducer:
         w = np.ones(len(attrs)) if weights is None else np.asarray(weights, dtype=np.float64)
         self._w = w
         candidates = self._candidates(attrs, positive)
+        self._all_candidates = candidates
         rules: list[InducedRule] = []
         used: set[str] = set()
+        self._used = used
         for _ in range(self.n_rules):
             pool = [c for c in candidates if c.attr not in used]
             rule = None
@@ -296,7 +305,58 @@ class GreedyRuleInducer:
             chosen.append(best_c)
             cur &= best_c.mask
             cur_fp = int(np.count_nonzero(cur & neg))
-        return _prune(chosen, neg)
+        chosen = _prune(chosen, neg)
+        # Exact values (a device pool, six mailboxes) that nobody else used tonight already
+        # carry their own margin; shapes and classes are what strangers share by chance.
+        if chosen and self.safety_hits > 0 and all(c.tier == 1 for c in chosen):
+            chosen = self._add_margin(chosen, pool, wpos, need, neg)
+        return chosen
+
+    def _add_margin(
+        self,
+        chosen: list[_Candidate],
+        pool: list[_Candidate],
+        wpos: np.ndarray,
+        need: float,
+        neg: np.ndarray,
+    ) -> list[_Candidate]:
+        """Add independent evidence while the rule's expected background hits stay too high.
+
+        No background hit tonight cannot tell a rule that strays once a week from one that
+        strays once a day. The expected background hits start at (hits + 0.5) and shrink by
+        each added predicate's pass rate among the rule's *near misses* (background rows that
+        pass all of its predicates but one): near the rule, attributes are correlated (a
+        carrier's users share its country and its app), and only evidence that still
+        separates there counts. Predicates are added, keeping recall and drawing on every
+        attribute (a device pool may back a durable rule), until the estimate falls below
+        ``safety_hits``.
+        """
+        # rules of one campaign stay on disjoint attributes, margin included
+        pool = [c for c in self._all_candidates or pool if c.attr not in self._used]
+        cur = np.logical_and.reduce([c.mask for c in chosen])
+        estimate = float(np.count_nonzero(cur & neg)) + 0.5
+        while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
+            near = _near_misses(chosen, neg)
+            n_near = max(int(near.sum()), 1)
+            best: tuple[float, float, int, str] | None = None
+            best_c: _Candidate | None = None
+            for c in pool:
+                if any(c.attr == ch.attr for ch in chosen):
+                    continue
+                if float(wpos[cur & c.mask].sum()) < need:
+                    continue
+                rate = np.count_nonzero(c.mask & near) / n_near
+                # durable evidence first: an exact subnet that changes tomorrow would make
+                # the margin itself the reason the rule stops matching
+                key = (float(not (c.tier == 1 and rate <= 0.2)), rate, c.tier, c.attr)
+                if best is None or key < best:
+                    best, best_c = key, c
+            if best_c is None or best is None or best[1] >= 0.5:
+                break  # nothing left that says much more
+            chosen.append(best_c)
+            cur &= best_c.mask
+            estimate *= max(best[1], 0.5 / n_near)
+        return chosen
 
     def _finish(
         self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, neg: np.ndarray
@@ -323,6 +383,14 @@ class GreedyRuleInducer:
             weighted_recall=float(self._w[hit & positive].sum() / self._w[positive].sum()),
             tier=max(c.tier for c in chosen),
         )
+
+
+def _near_misses(chosen: list[_Candidate], neg: np.ndarray) -> np.ndarray:
+    """Background rows that pass all predicates of ``chosen`` but one (all rows if only one)."""
+    if len(chosen) == 1:
+        return neg.copy()
+    passes = np.sum([c.mask for c in chosen], axis=0)
+    return neg & (passes >= len(chosen) - 1)
 
 
 def _prune(chosen: list[_Candidate], neg: np.ndarray) -> list[_Candidate]:

@@ -24,10 +24,12 @@ Semantics, identical in :func:`evaluate` and :func:`condition_to_sql`:
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
+import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -51,17 +53,23 @@ from clustering.attributes import (
 __all__ = [
     "MODES",
     "OPS",
+    "STATUSES",
     "Rule",
     "RuleError",
+    "canonical_json",
     "condition_attributes",
     "condition_to_sql",
     "evaluate",
     "regex_escape",
+    "rule_content_hash",
     "validate_condition",
 ]
 
 OPS = ("eq", "in", "prefix", "cidr", "regex", "range", "and", "or")
 MODES = ("shadow", "enforce")
+# Lifecycle of a rule. Only ``enforce`` applies the action; ``shadow`` and ``canary`` report
+# matches with action ``shadow``; ``disabled`` and ``expired`` match nothing.
+STATUSES = ("shadow", "canary", "enforce", "disabled", "expired")
 _KEYS: dict[str, tuple[set[str], set[str]]] = {  # op -> (required keys, optional keys)
     "eq": ({"attr", "value"}, set()),
     "in": ({"attr", "values"}, set()),
@@ -419,12 +427,72 @@ def _to_sql(cond: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- rules
 
 
+def canonical_json(obj: Any) -> bytes:
+    """Canonical bytes: sorted keys, indent 2, UTF-8 (not ASCII-escaped), trailing newline.
+
+    numpy scalars are written as the plain numbers they hold. Bundles, bundle ids and rule
+    content hashes are all computed over these bytes.
+
+    Raises
+    ------
+    ValueError, TypeError
+        NaN or infinity, or a value JSON cannot hold.
+    """
+    text = json.dumps(
+        obj,
+        sort_keys=True,
+        indent=2,
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ": "),
+        default=_json_default,
+    )
+    return (text + "\n").encode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars slip into backtest figures and parameters; they are plain numbers.
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def rule_content_hash(rule: Rule | Mapping[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of the rule's ``{"kind", "condition", "action"}``.
+
+    What a rule matches and does, and nothing else: a new run that re-learns the same rule
+    gets the same hash whatever its title, figures or timestamps. ``rule`` is a :class:`Rule`
+    or a rule dict (an absent ``action`` counts as ``block``, the field's default).
+    """
+    body: dict[str, Any]
+    if isinstance(rule, Rule):
+        body = {"kind": rule.kind, "condition": rule.condition, "action": rule.action}
+    else:
+        body = {
+            "kind": rule.get("kind"),
+            "condition": rule.get("condition"),
+            "action": rule.get("action", "block"),
+        }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 @dataclass
 class Rule:
     """One block rule for one campaign.
 
-    ``id`` is stable across runs for the same campaign; ``mode`` is ``shadow`` (matches are
-    reported with action ``shadow``) or ``enforce`` (matches get ``action``).
+    ``id`` is stable across runs for the same campaign. ``status`` is the rule's lifecycle
+    state (:data:`STATUSES`); ``mode`` is the older two-state view of it, kept because the
+    bundle contract names it: ``mode == "enforce"`` exactly when ``status == "enforce"``, and
+    ``shadow`` otherwise. Give either one when constructing (the other is derived); giving
+    both with different meanings fails :meth:`validate`. :meth:`set_status` changes both.
+
+    ``content_hash`` (:func:`rule_content_hash`) is filled in by the bundle builder; when set,
+    :meth:`validate` checks it. ``parent_version`` is the version this one replaced (``None``
+    for a first version). ``allowlists_applied`` names the allowlist entries that exempt rows
+    from this rule.
     """
 
     id: str
@@ -434,11 +502,36 @@ class Rule:
     title: str
     condition: dict[str, Any]
     action: str = "block"
-    mode: str = "shadow"
+    mode: str = ""  # "" = derive from status ("shadow" when neither is given)
     created_at: str = ""
     expires_at: str = ""
     backtest: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    status: str = ""  # "" = derive from mode
+    parent_version: int | None = None
+    content_hash: str = ""
+    allowlists_applied: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Callers that predate ``status`` pass only ``mode`` (and old bundles hold only it);
+        # newer ones pass only ``status``. Derive the missing one so both always agree.
+        if not self.status:
+            self.status = "enforce" if self.mode == "enforce" else "shadow"
+        if not self.mode:
+            self.mode = "enforce" if self.status == "enforce" else "shadow"
+
+    def set_status(self, status: str) -> None:
+        """Move the rule to ``status`` (one of :data:`STATUSES`), keeping ``mode`` in step.
+
+        Raises
+        ------
+        RuleError
+            Unknown status.
+        """
+        if status not in STATUSES:
+            raise _fail(self.id, "status", f"{status!r} must be one of {STATUSES}")
+        self.status = status
+        self.mode = "enforce" if status == "enforce" else "shadow"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (a deep copy)."""
@@ -447,6 +540,10 @@ class Rule:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Rule:
         """Rule from a dict such as :meth:`to_dict` or a bundle entry (its ``sql`` is ignored).
+
+        Keys added after the first bundles (``status``, ``parent_version``, ``content_hash``,
+        ``allowlists_applied``) may be absent: they take their defaults, ``status`` following
+        ``mode``.
 
         Raises
         ------
@@ -469,10 +566,27 @@ class Rule:
         rid = self.id if isinstance(self.id, str) else None
         if not isinstance(self.id, str) or not _RULE_ID.fullmatch(self.id):
             raise _fail(rid, "id", f"{self.id!r} must match {_RULE_ID.pattern}")
-        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 1:
+        if not _is_int(self.version) or self.version < 1:
             raise _fail(rid, "version", f"{self.version!r} must be an integer >= 1")
+        if self.parent_version is not None and (
+            not _is_int(self.parent_version) or not 1 <= self.parent_version < self.version
+        ):
+            raise _fail(
+                rid,
+                "parent_version",
+                f"{self.parent_version!r} must be null or an integer in [1, version)",
+            )
         if self.mode not in MODES:
             raise _fail(rid, "mode", f"{self.mode!r} must be one of {MODES}")
+        if self.status not in STATUSES:
+            raise _fail(rid, "status", f"{self.status!r} must be one of {STATUSES}")
+        if (self.mode == "enforce") != (self.status == "enforce"):
+            raise _fail(
+                rid,
+                "mode",
+                f"mode {self.mode!r} disagrees with status {self.status!r} "
+                "(mode is 'enforce' exactly when status is)",
+            )
         if not isinstance(self.action, str) or not _ACTION.fullmatch(self.action):
             raise _fail(rid, "action", f"{self.action!r} must match {_ACTION.pattern}")
         if self.action == "shadow":
@@ -487,12 +601,27 @@ class Rule:
         for key in ("backtest", "provenance"):
             if not isinstance(getattr(self, key), dict):
                 raise _fail(rid, key, "must be an object")
+        applied = self.allowlists_applied
+        if not isinstance(applied, list) or not all(isinstance(n, str) for n in applied):
+            raise _fail(rid, "allowlists_applied", "must be a list of allowlist entry names")
         validate_condition(self.condition, self.kind, rule_id=rid)
+        if not isinstance(self.content_hash, str) or (
+            self.content_hash and not _HEX64.fullmatch(self.content_hash)
+        ):
+            raise _fail(rid, "content_hash", f"{self.content_hash!r} must be '' or 64 hex digits")
+        if self.content_hash and self.content_hash != rule_content_hash(self):
+            raise _fail(
+                rid, "content_hash", "does not match kind, condition and action (edited rule?)"
+            )
 
     def expired(self, as_of: datetime) -> bool:
         """Whether ``expires_at`` is set and not after ``as_of`` (naive times are UTC)."""
         until = _parse_time(self.expires_at) if self.expires_at else None
         return until is not None and until <= _aware(as_of)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _aware(t: datetime) -> datetime:

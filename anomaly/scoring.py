@@ -39,7 +39,13 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
     "signups": {
         "network": ("ip_prefix24", "ip_prefix16", "ip_asn"),
         "client": ("ua_build", "user_agent", "device_id"),
-        "identity": ("username_shape", "display_name_shape", "email_domain", "email_tld"),
+        "identity": (
+            "username_shape",
+            "display_name_shape",
+            "email_domain",
+            "email_tld",
+            "email_canonical",
+        ),
     },
     "senders": {
         "network": ("sender_ip_prefix24", "sender_ip_prefix16"),

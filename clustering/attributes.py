@@ -184,15 +184,19 @@ def _replace(pattern: str, repl: str, *, first_only: bool = False) -> _Step:
     )
 
 
-def _if_full_match(pattern: str, then: _Step) -> _Step:
-    """``then`` applied to values that fully match ``pattern``; others -> missing."""
+def _if_full_match(pattern: str, then: _Step, otherwise: _Step | None = None) -> _Step:
+    """``then`` applied to values that fully match ``pattern``; ``otherwise`` (default: missing)
+    applied to the others. Missing input stays missing (both steps must keep it so)."""
 
     def sql(x: str) -> str:
-        return f"CASE WHEN regexp_full_match({x}, {sql_string(pattern)}) THEN {then.sql(x)} END"
+        test = f"regexp_full_match({x}, {sql_string(pattern)})"
+        other = "" if otherwise is None else f" ELSE {otherwise.sql(x)}"
+        return f"CASE WHEN {test} THEN {then.sql(x)}{other} END"
 
     def arrow(a: pa.Array) -> pa.Array:
         out = then.arrow(a)
-        return pc.if_else(pc.match_substring_regex(a, _full(pattern)), out, _null_like(out))
+        other = _null_like(out) if otherwise is None else otherwise.arrow(a)
+        return pc.if_else(pc.match_substring_regex(a, _full(pattern)), out, other)
 
     return _Step(sql=sql, arrow=arrow)
 
@@ -242,6 +246,15 @@ def _suffix(text: str) -> _Step:
     )
 
 
+def _join(left: _Step, separator: str, right: _Step) -> _Step:
+    """``left`` and ``right`` of the same value joined by ``separator``; missing if either is."""
+    sep = sql_string(separator)
+    return _Step(
+        sql=lambda x: f"({left.sql(x)} || {sep} || {right.sql(x)})",
+        arrow=lambda a: pc.binary_join_element_wise(left.arrow(a), right.arrow(a), separator),
+    )
+
+
 def _left(n: int) -> _Step:
     return _Step(sql=lambda x: f"left({x}, {n})", arrow=lambda a: pc.utf8_slice_codeunits(a, 0, n))
 
@@ -256,6 +269,19 @@ def _ci(word: str) -> str:
 _WS = r"[ \t\n\r\f\v]"
 _AFTER_LAST_AT = _extract(r"(?s)^.*@(.*)", 1)
 _BEFORE_LAST_AT = _extract(r"(?s)^(.*)@", 1)
+# Canonical mailbox of a lower-cased address: the local part up to its first '+', without dots
+# at Gmail (which ignores them), and googlemail.com spelled gmail.com.
+_UP_TO_PLUS = _chain(_BEFORE_LAST_AT, _replace(r"(?s)\+.*", "", first_only=True))
+_CANONICAL_LOCAL = _chain(
+    _if_full_match(
+        r"(?s).*@(gmail|googlemail)\.com", _chain(_UP_TO_PLUS, _replace(r"\.", "")), _UP_TO_PLUS
+    ),
+    _nullif_empty(),
+)
+_CANONICAL_DOMAIN = _chain(_AFTER_LAST_AT, _replace(r"\Agooglemail\.com\z", "gmail.com"))
+_CANONICAL_EMAIL = _join(_CANONICAL_LOCAL, "@", _CANONICAL_DOMAIN)
+# Text after the first '+' of a local part ('' without one).
+_PLUS_TAG = _replace(r"(?s)\A[^+]*\+?", "", first_only=True)
 # Last dot-separated label, unless it is all digits (an IP literal has no TLD).
 _TLD = _chain(_extract(r"(?s)^.*\.(.*)", 1), _extract(r"(?s)^.*[^0-9].*"))
 # Lower-case ASCII letter runs -> 'a', digits -> '9': "john.smith1987" -> "a.a9999".
@@ -722,6 +748,17 @@ def _signup_defs() -> list[_Def]:
         ("email_local_dots", "integer",
          _derived(email, _chain(low, _BEFORE_LAST_AT, _count_literal("."))),
          (email,), "number of '.' in the email's local part"),
+        ("email_canonical", "string",
+         _derived(email, _chain(low, _CANONICAL_EMAIL)), (email,),
+         "the mailbox an address delivers to: email_local_canonical + '@' + email_domain with "
+         "googlemail.com -> gmail.com; null if either part is"),
+        ("email_local_canonical", "string",
+         _derived(email, _chain(low, _CANONICAL_LOCAL)), (email,),
+         "email_local up to its first '+', and without '.' when email_domain is gmail.com or "
+         "googlemail.com; null if empty"),
+        ("email_plus_tag_len", "integer",
+         _derived(email, _chain(low, _BEFORE_LAST_AT, _PLUS_TAG, _length())), (email,),
+         "code points after the first '+' of email_local; 0 without a '+'"),
         ("username", "string", _on_username(), ("username", email),
          "lower-cased username; the email's local part when missing or empty"),
         ("username_shape", "string", _on_username(_NAME_SHAPE),
@@ -770,6 +807,9 @@ def _signup_defs() -> list[_Def]:
          "UTC hour of created_at"),
         ("captcha_score", "float", _passthrough("captcha_score", "float"),
          ("captcha_score",), "captcha score (input); NaN -> null"),
+        # for allowlists of known-good accounts; unique per row, so never a rule candidate
+        ("account_id", "string", _passthrough("account_id", "string"), ("account_id",),
+         "account id (input), as it is"),
     ]  # fmt: skip
 
 
@@ -817,6 +857,9 @@ def _sender_defs() -> list[_Def]:
          "whether the message bounced (input)"),
         ("complained", "boolean", _passthrough("complained", "boolean"),
          ("complained",), "whether a recipient complained (input)"),
+        # for allowlists of known-good messages; unique per row, so never a rule candidate
+        ("message_id", "string", _passthrough("message_id", "string"), ("message_id",),
+         "message id (input), as it is"),
     ]  # fmt: skip
 
 

@@ -31,6 +31,7 @@ DEFAULT_FEATURES: dict[str, FeatureSpec] = {
             "user_agent": 0.5,
             "device_id": 0.6,
             "email_domain": 0.8,
+            "email_canonical": 1.0,
             "username_shape": 1.0,
             "display_name_shape": 0.5,
             "display_name": 0.6,
@@ -53,6 +54,7 @@ DEFAULT_FEATURES: dict[str, FeatureSpec] = {
             "ua_build": 1.5,
             "username_shape": 1.0,
             "email_domain": 1.5,
+            "email_canonical": 2.0,
         },
     ),
     "senders": FeatureSpec(
@@ -91,6 +93,7 @@ PROFILE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "signups": (
         "email_domain",
         "email_tld",
+        "email_canonical",
         "username_shape",
         "display_name_shape",
         "ip_prefix24",

@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--signups")
     src.add_argument("--senders")
     a.add_argument("--out", required=True, help="Parquet file of matches")
+    df = rsub.add_parser("diff", help="rules added, removed, changed, widened, narrowed")
+    df.add_argument("old", help="earlier bundle.json")
+    df.add_argument("new", help="later bundle.json")
+    df.add_argument("--json", action="store_true", help="print the diff as JSON")
+    rb = rsub.add_parser("rollback", help="republish an archived bundle, atomically")
+    rb.add_argument("--rules", required=True, help="rules folder (holding bundle.json)")
+    to = rb.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to", help="bundle id (or unique prefix) from --list, or a bundle file")
+    to.add_argument("--list", action="store_true", help="list the archived bundles")
     return p
 
 
@@ -147,6 +156,56 @@ def _cmd_rules_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rules_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from anomaly.bundle_history import diff_bundles
+    from anomaly.export import load_bundle
+
+    d = diff_bundles(load_bundle(args.old), load_bundle(args.new))
+    if args.json:
+        print(json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    print(
+        f"{d['old_bundle_id'][:12]} -> {d['new_bundle_id'][:12]}: {len(d['added'])} added, "
+        f"{len(d['removed'])} removed, {len(d['changed'])} changed ({len(d['widened'])} "
+        f"widened, {len(d['narrowed'])} narrowed), {d['unchanged']} unchanged"
+    )
+    marks = {"added": "+", "removed": "-", "widened": ">", "narrowed": "<", "changed": "~"}
+    for e in d["added"] + d["removed"] + d["changed"]:
+        print(f"  {marks[e['change']]} {e['id']} {e['kind']:8s} {e['campaign_id']}: {e['summary']}")
+    for kind, a in d["allowlists"].items():
+        for what in ("added", "removed", "changed"):
+            if a[what]:
+                print(f"  allowlist {kind}: {what} {', '.join(a[what])}")
+    return 0
+
+
+def _cmd_rules_rollback(args: argparse.Namespace) -> int:
+    from anomaly.bundle_history import list_history, rollback
+
+    if args.list:
+        history = list_history(args.rules)
+        for h in history:
+            if "error" in h:
+                print(f"  {h['bundle_id'][:12]}  unreadable: {h['error']}")
+                continue
+            kinds = ", ".join(f"{n} {k}" for k, n in h["by_kind"].items()) or "no rules"
+            statuses = ", ".join(f"{n} {s}" for s, n in h["by_status"].items())
+            print(f"  {h['bundle_id'][:12]}  {h['created_at']}  {kinds}  ({statuses})")
+        if not history:
+            print("no archived bundles")
+        return 0
+    r = rollback(args.rules, args.to)
+    if r["previous"] == r["bundle_id"]:
+        print(f"{r['bundle_id'][:12]} is already published; nothing changed")
+    else:
+        print(f"published {r['bundle_id'][:12]} (was {str(r['previous'])[:12]})")
+        if r["archived"]:
+            print(f"kept the replaced bundle as {r['archived']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `campaigns` console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -162,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "rules" and args.rules_command == "apply":
             return _cmd_rules_apply(args)
+        if args.command == "rules" and args.rules_command == "diff":
+            return _cmd_rules_diff(args)
+        if args.command == "rules" and args.rules_command == "rollback":
+            return _cmd_rules_rollback(args)
     except (InputError, ConfigError, RuleError, UsageError) as e:
         print(f"campaigns: error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,15 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "JobConfig", "KindConfig", "RuleConfig", "load_config"]
+__all__ = [
+    "AllowlistConfig",
+    "Allowlists",
+    "ConfigError",
+    "JobConfig",
+    "KindConfig",
+    "RuleConfig",
+    "load_config",
+]
 
 
 class ConfigError(ValueError):
@@ -39,10 +47,27 @@ class RuleConfig:
     min_recall: float = 0.9
     rules_per_campaign: int = 3
     max_predicates: int = 4
-    enforce_precision_lower: float = 0.98  # Wilson 95% lower bound needed to enforce
+    enforce_precision_lower: float = 0.98  # Wilson 95% lower bound of precision to enforce
+    enforce_background_lower: float = 0.999  # ... of the share of background left alone
     max_traffic_share: float = 0.1  # blast-radius cap: share of a day's rows one rule may hit
     ttl_days: int = 7
     action: str = "block"
+
+
+@dataclass
+class AllowlistConfig:
+    """Values no rule may ever match, for one kind (applied to every rule, in every export)."""
+
+    domains: list[str] = field(default_factory=list)  # email / sender domains
+    asns: list[int] = field(default_factory=list)  # signups: ip_asn
+    prefixes: list[str] = field(default_factory=list)  # CIDR blocks of ip / sender_ip
+    ids: list[str] = field(default_factory=list)  # account_id / message_id
+
+
+@dataclass
+class Allowlists:
+    signups: AllowlistConfig = field(default_factory=AllowlistConfig)
+    senders: AllowlistConfig = field(default_factory=AllowlistConfig)
 
 
 @dataclass
@@ -55,6 +80,7 @@ class JobConfig:
         default_factory=lambda: KindConfig(min_cluster_size=8, min_samples=5, n_neighbors=15)
     )
     rules: RuleConfig = field(default_factory=RuleConfig)
+    allowlists: Allowlists = field(default_factory=Allowlists)
 
     def kind(self, name: str) -> KindConfig:
         cfg = getattr(self, name)
@@ -78,6 +104,11 @@ def _apply(obj: Any, data: dict[str, Any], path: str, where: str) -> None:
             _apply(current, value, path, f"{name}.")
             continue
         expected = type(current)
+        if expected is list:
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: {name!r} must be an array")
+            setattr(obj, key, list(value))
+            continue
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):

@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
-from anomaly.campaign_rules import campaign_id_for, rules_for_campaigns
+from anomaly.campaign_rules import Guard, campaign_id_for, rules_for_campaigns
 from anomaly.campaigns import attach_noise, merge_flagged
-from anomaly.export import build_bundle, write_rules
-from anomaly.rules import Rule
+from anomaly.export import allowlist_entries, build_bundle, write_rules
+from anomaly.induction import GreedyRuleInducer
+from anomaly.rules import Rule, evaluate
 from anomaly.scoring import CampaignScorer, entity_scores
 from clustering.attributes import compute_attributes
 from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
@@ -58,17 +59,24 @@ _BEHAVIOUR = {
 }
 # Exact values that join flagged fragments of one actor into one campaign.
 _MERGE_ATTRIBUTES = {
-    "signups": ("email_domain", "device_id", "ip_prefix24", "ua_build", "user_agent"),
+    "signups": (
+        "email_domain",
+        "email_canonical",
+        "device_id",
+        "ip_prefix24",
+        "ua_build",
+        "user_agent",
+    ),
     "senders": ("sender_domain", "url_domain", "subject_skeleton", "sender_ip_prefix24"),
 }
 # Values strangers do not share by accident: they attach an actor's stray entities to its campaign.
 _ATTACH_ATTRIBUTES = {
-    "signups": ("email_domain", "device_id", "display_name"),
+    "signups": ("email_domain", "email_canonical", "device_id"),
     "senders": ("sender_domain", "url_domain", "subject_skeleton"),
 }
 # Shared-infrastructure counts ("how many others signed up from this /24 today").
 _VELOCITY = {
-    "signups": ("ip_prefix24", "device_id", "ua_build", "email_domain"),
+    "signups": ("ip_prefix24", "device_id", "ua_build", "email_domain", "email_canonical"),
     "senders": ("sender_ip_prefix24", "sender_domain", "url_domain"),
 }
 
@@ -127,8 +135,12 @@ def detect(
     *,
     run_id: str,
     created_at: datetime,
+    history: list[tuple[str, pd.DataFrame]] | None = None,
 ) -> KindResult:
-    """Attributes, features, clusters, scores and rules for one kind's events."""
+    """Attributes, features, clusters, scores and rules for one kind's events.
+
+    ``history`` holds earlier days' events (day label, frame): rules are backtested on them.
+    """
     k = get_kind(kind)
     kcfg = config.kind(kind)
     seed = config.seed
@@ -170,24 +182,34 @@ def detect(
             kind, entities, labels, profiles, scored, kcfg.entity_floor
         )
     with stages.stage(f"{kind}: rules"):
+        allow = allowlists_for(kind, config)
+        blocked_ok = ~_allowlisted(allow, attrs)
+        earlier = [(day, compute_attributes(frame, kind)) for day, frame in history or []]
         rc = config.rules
         rules = rules_for_campaigns(
             kind,
-            attrs,
-            event_entity,
+            attrs[blocked_ok],
+            event_entity[blocked_ok],
             campaigns,
             members,
             run_id=run_id,
             created_at=created_at,
             code_version=code_version(),
             parameters={"kind": kind, **config.to_dict()[kind], "rules": config.to_dict()["rules"]},
-            min_recall=rc.min_recall,
-            rules_per_campaign=rc.rules_per_campaign,
-            max_predicates=rc.max_predicates,
-            enforce_precision_lower=rc.enforce_precision_lower,
-            max_traffic_share=rc.max_traffic_share,
-            ttl_days=rc.ttl_days,
-            action=rc.action,
+            inducer=GreedyRuleInducer(
+                kind,
+                min_recall=rc.min_recall,
+                n_rules=rc.rules_per_campaign,
+                max_predicates=rc.max_predicates,
+            ),
+            guard=Guard(
+                enforce_precision_lower=rc.enforce_precision_lower,
+                enforce_background_lower=rc.enforce_background_lower,
+                max_traffic_share=rc.max_traffic_share,
+                ttl_days=rc.ttl_days,
+                action=rc.action,
+            ),
+            history=[(day, a[~_allowlisted(allow, a)]) for day, a in earlier],
         )
     return KindResult(
         kind=kind,
@@ -207,6 +229,19 @@ def detect(
             "features": scored,
         },
     )
+
+
+def allowlists_for(kind: str, config: JobConfig) -> list[dict[str, Any]]:
+    """The configured allowlist entries of ``kind``, as bundle entries (rule conditions)."""
+    a = getattr(config.allowlists, kind)
+    return allowlist_entries(kind, domains=a.domains, asns=a.asns, prefixes=a.prefixes, ids=a.ids)
+
+
+def _allowlisted(entries: list[dict[str, Any]], attrs: pd.DataFrame) -> np.ndarray:
+    mask = np.zeros(len(attrs), dtype=bool)
+    for entry in entries:
+        mask |= evaluate(entry["condition"], attrs)
+    return mask
 
 
 def _campaign_table(
@@ -316,10 +351,14 @@ def _assignments(res: KindResult) -> pd.DataFrame:
     )
 
 
-def _run_id(inputs: dict[str, ReadResult], config: JobConfig) -> str:
+def _run_id(
+    inputs: dict[str, ReadResult], config: JobConfig, history: dict[str, list[ReadResult]]
+) -> str:
     h = hashlib.sha256()
     for kind in sorted(inputs):
         h.update(f"{kind}:{inputs[kind].sha256}:{inputs[kind].rows_read}".encode())
+        for r in history.get(kind, []):
+            h.update(f"history:{kind}:{r.sha256}:{r.rows_read}".encode())
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
     h.update(code_version().encode())
     return "run-" + h.hexdigest()[:16]
@@ -331,6 +370,7 @@ def run_job(
     config: JobConfig | None = None,
     *,
     stages: Stages | None = None,
+    history: dict[str, list[ReadResult]] | None = None,
 ) -> RunResult:
     """Run detection on every input kind and write the outputs into ``out_dir``.
 
@@ -343,6 +383,8 @@ def run_job(
     config : JobConfig, optional
     stages : Stages, optional
         Progress and timings; a quiet one is made when omitted.
+    history : dict, optional
+        kind -> earlier days' inputs; every rule is backtested on them.
     """
     from pipelines.report import write_report  # report pulls plotting code; keep it lazy
 
@@ -352,13 +394,21 @@ def run_job(
     stages = stages or Stages(show_progress=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run_id = _run_id(inputs, config)
+    history = history or {}
+    run_id = _run_id(inputs, config, history)
     latest = max(inputs[k].frame[get_kind(k).time_column].max() for k in inputs)
     created_at = pd.Timestamp(latest).floor("s").to_pydatetime()
     kinds: dict[str, KindResult] = {}
     for kind in sorted(inputs):
+        earlier = [(Path(r.path).stem, r.frame) for r in history.get(kind, [])]
         kinds[kind] = detect(
-            kind, inputs[kind].frame, config, stages, run_id=run_id, created_at=created_at
+            kind,
+            inputs[kind].frame,
+            config,
+            stages,
+            run_id=run_id,
+            created_at=created_at,
+            history=earlier,
         )
     with stages.stage("outputs"):
         all_rules = [r for kr in kinds.values() for r in kr.rules]
@@ -368,6 +418,7 @@ def run_job(
             created_at=created_at.isoformat(),
             code_version=code_version(),
             parameters=config.to_dict(),
+            allowlists={k: allowlists_for(k, config) for k in sorted(inputs)},
         )
         write_rules(out, bundle)
         assignments = pd.concat([_assignments(kr) for kr in kinds.values()], ignore_index=True)
@@ -375,6 +426,10 @@ def run_job(
         campaigns = pd.concat([kr.campaigns for kr in kinds.values()], ignore_index=True)
         atomic_write_parquet(campaigns, out / "campaigns.parquet")
     record = _record(run_id, inputs, config, kinds, bundle, stages.timings)
+    record["history"] = {
+        k: [{"path": r.path, "rows_read": r.rows_read, "sha256": r.sha256} for r in rs]
+        for k, rs in sorted(history.items())
+    }
     with stages.stage("report"):
         write_report(out / "report.html", record, kinds, bundle)
     record["timings"] = dict(stages.timings)

@@ -5,11 +5,14 @@
 cycles, mobile carriers behind shared CGNAT addresses, a few VPN users), benign *look-alike
 crowds* that tempt detectors (a campus NAT, a marketing burst, newsletters, transactional mail)
 and planted *campaigns* of several styles (data-centre burst, residential proxies, low-and-slow
-throwaway domains, a phone farm, a spam blast, invoice phishing). Labels are returned in
+throwaway domains, a phone farm, ordinary-looking people from a device pool at a fixed cadence,
+plus/dot aliases of a few mailboxes, a spam blast, invoice phishing). Labels are returned in
 separate frames; detection code never reads them.
 
 Every group draws from its own random stream, keyed by ``(seed, group name, day)``, so adding a
 style does not change the others, and generating more days leaves the earlier ones unchanged.
+(The benign population fills the rest of each day, so it is redrawn when a style is added, and
+an address that clashed with one of its addresses may get a different digit suffix.)
 Campaign styles are declared in :data:`GROUPS`; a new style is a row there plus a function
 registered in ``_STYLES``.
 """
@@ -76,6 +79,10 @@ class GroupSpec:
         Fraction of the day's rows of ``kind`` (jittered by a few percent per day).
     params
         Style parameters; see the style functions.
+    yields_addresses
+        Whether the group's signup addresses give way to every other group's on a clash (it
+        then takes a digit suffix, as ordinary people do). Groups whose address templates are
+        their fingerprint keep the default, so a new people-like group cannot rename them.
     """
 
     name: str
@@ -84,6 +91,7 @@ class GroupSpec:
     label: Literal["campaign", "lookalike"]
     share: float
     params: Mapping[str, Any] = field(default_factory=dict)
+    yields_addresses: bool = False
 
 
 GROUPS: tuple[GroupSpec, ...] = (
@@ -166,6 +174,56 @@ GROUPS: tuple[GroupSpec, ...] = (
             "domains": (("gmail.com", 0.9), ("rediffmail.com", 0.1)),
             "local_hours": (9.0, 21.0),
             "captcha": (6.0, 2.0),
+        },
+    ),
+    # Ordinary-looking people (population names, popular mail, home ISPs, common browsers)
+    # except for a pool of ~20 devices kept across days and one signup every 150 s.
+    GroupSpec(
+        "cadence_pool",
+        "cadence_pool",
+        "signups",
+        "campaign",
+        0.0225,
+        {
+            "countries": ("US", "GB", "CA", "DE"),
+            "device_pool": 20,
+            "period_s": 150.0,
+            "jitter_s": 2.0,
+            "ua_min_share": 0.02,  # desktop browsers at least this common
+            "domains": (
+                ("gmail.com", 0.55),
+                ("outlook.com", 0.15),
+                ("hotmail.com", 0.1),
+                ("yahoo.com", 0.1),
+                ("icloud.com", 0.1),
+            ),
+        },
+        yields_addresses=True,
+    ),
+    # Plus-addressing and dotted variants of a few gmail mailboxes kept across days.
+    GroupSpec(
+        "alias_farm",
+        "alias_farm",
+        "signups",
+        "campaign",
+        0.02,
+        {
+            "bases": 6,
+            "base_countries": ("US", "GB", "CA"),
+            "base_len": (10, 14),
+            "googlemail_share": 0.1,
+            "dotted_share": 0.25,  # dots only, no '+' tag
+            "dotted_per_day": 15,  # per base: dot patterns are never reused on a later day
+            "tag_words": ("promo", "news", "shop", "deals", "win", "signup", "reg", "bonus"),
+            "asns": (16509, 24940, 7018),
+            "subnets": 2,
+            "window_hours": 14.0,
+            "user_agents": (
+                _chrome(WIN, "131.0.6778.86"),
+                _chrome(MAC, "131.0.6778.86"),
+                _firefox(WIN, "132.0"),
+            ),
+            "captcha": (4.0, 3.0),
         },
     ),
     # Benign: a university NAT, hundreds of students within two hours.
@@ -1459,6 +1517,155 @@ def _style_mobile_farm(day: _Day, spec: GroupSpec, rng: np.random.Generator, n: 
     }
 
 
+def _common_uas(platform: str, min_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """User agents of ``platform`` used by at least ``min_share`` of it, and their weights."""
+    strings, p = _UAS[platform]
+    keep = p >= min_share
+    return strings[keep], p[keep] / p[keep].sum()
+
+
+def _cadence_times(
+    rng: np.random.Generator, n: int, period_ms: float, jitter_ms: float
+) -> np.ndarray:
+    """One event every ``period_ms`` (± ``jitter_ms``) from a random start within the day.
+
+    At scales where ``n`` periods would not fit, the period shrinks to fit 95% of the day.
+    """
+    period = min(period_ms, 0.95 * DAY_MS / max(n, 1))
+    jitter = min(jitter_ms, period / 4)  # gaps stay positive and regular
+    gaps = period + rng.uniform(-jitter, jitter, n)
+    offsets = np.r_[0.0, np.cumsum(gaps[:-1])]
+    start = rng.uniform(0, DAY_MS - 1 - offsets[-1])
+    return np.clip(start + offsets, 0, DAY_MS - 1).astype(np.int64)
+
+
+def _style_cadence_pool(day: _Day, spec: GroupSpec, rng: np.random.Generator, n: int) -> Cols:
+    """Ordinary-looking people from a fixed pool of devices, one signup every few minutes.
+
+    Names, login names, display names and captcha scores are drawn exactly as the benign
+    population's; mail is on popular domains, IPs are home ISPs of a few countries, browsers
+    are common desktop builds. Only the device pool (the same on every day, each device with
+    its own browser) and the fixed cadence over a long stretch of the day give it away.
+    """
+    w, prm = day.world, spec.params
+    srng = day.static_rng(spec.name)
+    pool = _rand_str(srng, prm["device_pool"], 16, _HEX)
+    strings, p = _common_uas("desktop", prm["ua_min_share"])
+    pool_ua = strings[srng.choice(len(strings), prm["device_pool"], p=p)]
+    countries = np.flatnonzero(np.isin(w.codes, prm["countries"]))
+    ci = countries[rng.integers(0, len(countries), n)]
+    people = _people(rng, w, ci)
+    net = w.pick_nets(rng, ci, w.resi)
+    dev = rng.integers(0, len(pool), n)
+    t = _cadence_times(rng, n, prm["period_s"] * 1000, prm["jitter_s"] * 1000)
+    return {
+        "t": t,
+        "email": people["local"] + "@" + _pick(rng, prm["domains"], n),
+        "ip": w.random_ips(rng, net),
+        "username": people["username"],
+        "display_name": people["display_name"],
+        "ip_asn": w.asn[net],
+        "ip_country": w.net_country[net],
+        "user_agent": pool_ua[dev],
+        "device_id": pool[dev],
+        "signup_flow": np.full(n, "web", dtype=object),
+        "captcha_score": _captcha_human(rng, n),
+    }
+
+
+def _dotted(base: str, mask: int) -> str:
+    """``base`` with a '.' in each gap between letters whose bit is set in ``mask``."""
+    return base[0] + "".join(("." if mask >> i & 1 else "") + c for i, c in enumerate(base[1:]))
+
+
+def _alias_bases(
+    srng: np.random.Generator, w: _World, prm: Mapping[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The farm's mailboxes (``firstlast``, letters only) and their owners' display names."""
+    countries = np.flatnonzero(np.isin(w.codes, prm["base_countries"]))
+    ci = countries[srng.integers(0, len(countries), 400)]
+    first_d, last_d, first_a, last_a = w.names(srng, ci)
+    lo, hi = prm["base_len"]
+    bases: dict[str, str] = {}
+    for fd, ld, fa, la in zip(first_d, last_d, first_a, last_a, strict=True):
+        base = fa + la
+        if lo <= len(base) <= hi and base.isalpha() and base not in bases:
+            bases[base] = f"{fd} {ld}"
+    if len(bases) < prm["bases"]:  # pragma: no cover - 400 draws are plenty
+        raise RuntimeError("too few alias base mailboxes")
+    chosen = list(bases)[: prm["bases"]]
+    return np.array(chosen, dtype=object), np.array([bases[b] for b in chosen], dtype=object)
+
+
+def _style_alias_farm(day: _Day, spec: GroupSpec, rng: np.random.Generator, n: int) -> Cols:
+    """Plus-tagged and dotted variants of a few gmail mailboxes, the same ones every day.
+
+    ``j.o.h.n.smith+k3x9``, ``johnsmith+promo17`` and ``jo.hnsm.ith`` all deliver to
+    ``johnsmith@gmail.com``. Every variant has a '+' tag or at least two dots, and bases are
+    letters only: no other group writes such an address, so none is renamed on a clash and
+    every variant still canonicalises to its base. Dots-only patterns come from a fixed
+    per-base permutation, ``dotted_per_day`` of them a day, so no later day repeats one (once
+    they run out, rows get a tag instead). IP ranges move daily; the mailboxes stay.
+    """
+    w, prm = day.world, spec.params
+    srng = day.static_rng(spec.name)
+    bases, owners = _alias_bases(srng, w, prm)
+    k, per_day = len(bases), prm["dotted_per_day"]
+    patterns = []
+    for base in bases:
+        masks = np.array([m for m in range(1 << (len(base) - 1)) if m.bit_count() >= 2])
+        patterns.append(srng.permutation(masks))
+    b = rng.integers(0, k, n)
+    wants_dots = rng.random(n) < prm["dotted_share"]
+    # Tagged variants: some without dots, others with dots in random gaps.
+    dot_p = np.where(rng.random(n) < 0.4, 0.0, rng.uniform(0.1, 0.5, n))
+    gap_draws = rng.random((n, max(len(x) for x in bases) - 1))
+    words = np.array(prm["tag_words"], dtype=object)
+    tags = np.where(
+        rng.random(n) < 0.5,
+        _rand_str_var(rng, n, 3, 6, _ALNUM),
+        words[rng.integers(0, len(words), n)] + _obj(rng.integers(1, 1000, n)),
+    )
+    local = np.empty(n, dtype=object)
+    used = np.zeros(k, dtype=np.int64)
+    for i in range(n):
+        base = bases[b[i]]
+        slot = day.index * per_day + used[b[i]]
+        if wants_dots[i] and used[b[i]] < per_day and slot < len(patterns[b[i]]):
+            local[i] = _dotted(base, int(patterns[b[i]][slot]))
+            used[b[i]] += 1
+        else:
+            gaps = gap_draws[i, : len(base) - 1] < dot_p[i]
+            mask = int((gaps * (1 << np.arange(len(base) - 1))).sum())
+            local[i] = _dotted(base, mask) + "+" + tags[i]
+    domain = np.where(rng.random(n) < prm["googlemail_share"], "googlemail.com", "gmail.com")
+    blocks, nets = w.subnets(rng, prm["asns"], prm["subnets"])  # new ranges every day
+    which = rng.integers(0, len(blocks), n)
+    username = np.where(
+        rng.random(n) < 0.5,
+        bases[b] + _obj(rng.integers(10, 1000, n)),
+        _rand_str_var(rng, n, 8, 12, _ALNUM),
+    )
+    first_d, last_d, _, _ = _mixed_names(rng, w, n)
+    u = rng.random(n)
+    display = np.where(u < 0.4, owners[b], np.where(u < 0.7, "", first_d + " " + last_d))
+    uas = np.array(prm["user_agents"], dtype=object)
+    start = rng.uniform(0, 24 - prm["window_hours"]) * HOUR_MS
+    return {
+        "t": _uniform_ms(rng, n, start, prm["window_hours"] * HOUR_MS),
+        "email": local + "@" + domain.astype(object),
+        "ip": blocks[which] + "." + _obj(rng.integers(2, 255, n)),
+        "username": username,
+        "display_name": display.astype(object),
+        "ip_asn": w.asn[nets[which]],
+        "ip_country": w.net_country[nets[which]],
+        "user_agent": uas[rng.integers(0, len(uas), n)],
+        "device_id": _rand_str(rng, n, 16, _HEX),
+        "signup_flow": np.full(n, "web", dtype=object),
+        "captcha_score": _beta(rng, prm["captcha"], n),
+    }
+
+
 # -- senders ----------------------------------------------------------------------------------
 
 
@@ -1744,6 +1951,8 @@ _STYLES: dict[str, Callable[[_Day, GroupSpec, np.random.Generator, int], Cols]] 
     "resi_proxy": _style_resi_proxy,
     "low_slow": _style_low_slow,
     "mobile_farm": _style_mobile_farm,
+    "cadence_pool": _style_cadence_pool,
+    "alias_farm": _style_alias_farm,
     "campus_nat": _style_campus_nat,
     "marketing_burst": _style_marketing_burst,
     "spam_blast": _style_spam_blast,
@@ -1800,7 +2009,8 @@ def _dedupe(address: np.ndarray, owner: np.ndarray, priority: np.ndarray) -> np.
 
     Earlier days win, so generating more days never changes the earlier ones; within a day
     campaigns keep their exact templates (lowest ``priority`` wins) and ordinary people whose
-    address is taken get a suffix, as they would at the provider.
+    address is taken get a suffix, as they would at the provider. ``owner`` holds one distinct
+    key per row.
     """
     address = address.copy()
     for attempt in range(20):
@@ -1829,6 +2039,8 @@ def _dedupe(address: np.ndarray, owner: np.ndarray, priority: np.ndarray) -> np.
 
 _PANDAS_STR = int(pd.__version__.split(".")[0]) >= 3
 _PRIORITY = {"campaign": 0, "lookalike": 1, "benign": 2}
+_YIELD_RANK = 3  # after everyone else on the same day
+_YIELDING = [g.name for g in GROUPS if g.yields_addresses]
 
 
 def _assemble(
@@ -1841,6 +2053,7 @@ def _assemble(
         f = pd.DataFrame(cols)
         f["_day"] = day_str
         f["_label"], f["_group"], f["_style"] = label, group, style
+        f["_row"] = np.arange(len(f))
         frames.append(f)
     df = pd.concat(frames, ignore_index=True)
     start = pd.to_datetime(df["_day"].to_numpy(), utc=True).as_unit("ns")
@@ -1851,10 +2064,21 @@ def _assemble(
     df[k.id_column] = prefix + pd.Series(np.arange(len(df))).astype(str).str.zfill(9)
     labels_arr = df["_label"].to_numpy(dtype=object)
     day_rank = pd.factorize(df["_day"], sort=True)[0]
-    priority = day_rank * 10 + np.array([_PRIORITY[x] for x in labels_arr])
+    rank = np.array([_PRIORITY[x] for x in labels_arr])
+    rank[np.isin(df["_group"].to_numpy(dtype=object), _YIELDING)] = _YIELD_RANK
+    priority = day_rank * 10 + rank
     if kind == "signups":
         old = df["email"].to_numpy(dtype=object)
-        new = _dedupe(old, np.arange(len(df)), priority)
+        # Owners are keyed within their own group and day, so a new group shifting the
+        # global row order does not change the suffix another group's clash gets.
+        owner = (
+            df["_group"].to_numpy(dtype=object)
+            + "|"
+            + df["_day"].to_numpy(dtype=object)
+            + "|"
+            + df["_row"].astype(str).to_numpy(dtype=object)
+        )
+        new = _dedupe(old, owner, priority)
         old_local = np.array([a.split("@", 1)[0] for a in old], dtype=object)
         new_local = np.array([a.split("@", 1)[0] for a in new], dtype=object)
         user = df["username"].to_numpy(dtype=object)
@@ -1913,7 +2137,7 @@ def generate(
         Seed of every random stream; the same seed gives identical frames.
     signups_per_day, messages_per_day
         Total rows per day: benign population, look-alike crowds and campaigns together
-        (campaigns are ~11% of signups and ~11.5% of messages, see :data:`GROUPS`).
+        (campaigns are ~15% of signups and ~11.5% of messages, see :data:`GROUPS`).
     start
         First date, ``YYYY-MM-DD``.
 

@@ -277,6 +277,57 @@ def test_every_attribute_same_in_python_and_sql(kind: str) -> None:
     assert_same_values(df, kind)
 
 
+# Addresses for the canonical-mailbox attributes: Gmail spellings, tags, dots, several '@',
+# newlines around the domain, non-ASCII case pairs, empty parts.
+ALIAS_EMAILS = [
+    "J.o.hn+x@GMail.com",
+    "john.smith+a+b@googlemail.com",
+    "John.Smith+x@Example.com",
+    "a.b+c@GOOGLEMAIL.COM",
+    "a.b+@gmail.com",
+    "+tag@gmail.com",
+    "...@gmail.com",
+    "a..b@gmail.com",
+    "a.b@gmail.com.",
+    "a.b@gmail.com\n",
+    "a.b@sub.gmail.com",
+    "a.b@googlemail.com.evil",
+    "x@y.z@gmail.com",
+    "a+b@c+d.com",
+    "a\n.b+t\nx@gmail.com",
+    "İ.x+é@gmail.com",
+    "e\u0301+\u0301@googlemail.com",
+    "k\u212a.x@gmail.com",
+    "o'brien.x+1@gmail.com",
+    "\x00.a+b@gmail.com",
+    "plus+only",
+    "x+y@",
+    "@gmail.com",
+    "",
+]
+
+
+def test_canonical_email_attributes_same_in_python_and_sql() -> None:
+    n = len(ALIAS_EMAILS)
+    df = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "created_at": pd.Timestamp("2024-01-01", tz="UTC"),
+            "email": ALIAS_EMAILS,
+            "ip": "1.2.3.4",
+        }
+    )
+    names = ["email_canonical", "email_local_canonical", "email_plus_tag_len"]
+    assert_same_values(df, "signups", names)
+    out = compute_attributes(df, "signups", names)
+    assert out["email_canonical"].iloc[:4].tolist() == [
+        "john@gmail.com",
+        "johnsmith@gmail.com",
+        "john.smith@example.com",
+        "ab@gmail.com",
+    ]
+
+
 def test_absent_optional_columns_are_missing_and_agree() -> None:
     df = _signups_frame()[["account_id", "created_at", "email", "ip"]]
     py = compute_attributes(df, "signups")
@@ -343,6 +394,21 @@ def _one(kind: str, name: str, **cols: object) -> object:
         ("email_local_has_plus", {"email": "a+b@d.com"}, True),
         ("email_local_has_plus", {"email": "ab@d.com"}, False),
         ("email_local_dots", {"email": "a.b.c@d.e.f"}, 2),
+        ("email_canonical", {"email": "J.o.hn+x@GMail.com"}, "john@gmail.com"),
+        ("email_canonical", {"email": "j.o.h.n.smith+k3x9@googlemail.com"}, "johnsmith@gmail.com"),
+        ("email_canonical", {"email": "John.Smith+x+y@Example.COM"}, "john.smith@example.com"),
+        ("email_canonical", {"email": "a.b@gmail.com.evil"}, "a.b@gmail.com.evil"),
+        ("email_canonical", {"email": "+x@gmail.com"}, None),
+        ("email_canonical", {"email": "no-at-sign"}, None),
+        ("email_local_canonical", {"email": "Jo.Hn+x@gmail.com"}, "john"),
+        ("email_local_canonical", {"email": "Jo.Hn+x@yahoo.com"}, "jo.hn"),
+        ("email_local_canonical", {"email": "a@b+c@gmail.com"}, "a@b"),
+        ("email_plus_tag_len", {"email": "a+promo17@d.com"}, 7),
+        ("email_plus_tag_len", {"email": "a+b+c@d.com"}, 3),
+        ("email_plus_tag_len", {"email": "a+@d.com"}, 0),
+        ("email_plus_tag_len", {"email": "ab@d.com"}, 0),
+        ("email_plus_tag_len", {"email": "a+é\u0301@d.com"}, 2),  # code points
+        ("email_plus_tag_len", {"email": "no-at+sign"}, None),
         ("username", {"username": "", "email": "Fall.Back@d.com"}, "fall.back"),
         ("username", {"username": "MiXed", "email": "z@d.com"}, "mixed"),
         ("username_shape", {"username": "john.smith1987"}, "a.a9999"),
@@ -498,7 +564,12 @@ def _ip_text(draw: st.DrawFn) -> str:
 @_HYPO
 @given(
     emails=st.lists(
-        st.tuples(_TEXT, st.sampled_from(["@", "@@", ""]), _TEXT).map("".join),
+        st.tuples(
+            _TEXT,
+            st.sampled_from(["@", "@@", ""]),
+            # Gmail spellings exercise the canonical mailbox's dot rule.
+            st.one_of(_TEXT, st.sampled_from(["gmail.com", "GoogleMail.COM", "gmail.com."])),
+        ).map("".join),
         min_size=1,
         max_size=25,
     ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 import os
 import stat
@@ -19,6 +21,7 @@ import anomaly.export as export
 from anomaly.atomic import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from anomaly.export import (
     BUNDLE_SCHEMA_VERSION,
+    allowlist_entries,
     apply_bundle,
     build_bundle,
     bundle_id_of,
@@ -82,13 +85,22 @@ def _senders(n: int = 200) -> pd.DataFrame:
     )
 
 
-def _rule(rid: str, cond: dict[str, Any], kind: str = "signups", **kw: Any) -> Rule:
+def rid(name: str) -> str:
+    """A bundle rule id (``r-`` and 12 hex digits) for a readable test name."""
+    return "r-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+BACKTEST = {"population": 400, "hits": 12, "precision": 1.0, "precision_lower": 0.76, "recall": 0.9}
+
+
+def _rule(name: str, cond: dict[str, Any], kind: str = "signups", **kw: Any) -> Rule:
+    kw.setdefault("backtest", dict(BACKTEST))
     return Rule(
-        id=rid,
+        id=rid(name),
         version=1,
         kind=kind,
-        campaign_id=f"c-{rid}",
-        title=f'title of {rid}: it\'s "quoted" -- not SQL',
+        campaign_id=f"c-{name}",
+        title=f'title of {name}: it\'s "quoted" -- not SQL',
         condition=cond,
         **kw,
     )
@@ -247,11 +259,15 @@ def test_as_of_drops_expired_rules_in_both_forms() -> None:
     bundle, df = _bundle(rules), _signups()
     as_of = datetime(2024, 5, 15, tzinfo=UTC)
     py = apply_bundle(bundle, df, "signups", as_of=as_of)
-    assert set(py["rule_id"]) == {"r-new", "r-forever"}
+    assert set(py["rule_id"]) == {rid("r-new"), rid("r-forever")}
     assert _rows(_run_sql(bundle_to_sql(bundle, "signups", as_of=as_of), "signups", df)) == _rows(
         py
     )
-    assert set(apply_bundle(bundle, df, "signups")["rule_id"]) == {"r-old", "r-new", "r-forever"}
+    assert set(apply_bundle(bundle, df, "signups")["rule_id"]) == {
+        rid("r-old"),
+        rid("r-new"),
+        rid("r-forever"),
+    }
 
 
 def test_written_sql_file_runs_as_is(tmp_path: Path) -> None:
@@ -294,7 +310,7 @@ def test_duplicate_and_invalid_rules_are_refused() -> None:
     cond = {"op": "eq", "attr": "email_domain", "value": "x"}
     with pytest.raises(RuleError, match="duplicate"):
         _bundle([_rule("r-1", cond), _rule("r-1", cond)])
-    with pytest.raises(RuleError, match=r"r-bad.*ghost"):
+    with pytest.raises(RuleError, match=rf"{rid('r-bad')}.*ghost"):
         _bundle([_rule("r-bad", {"op": "eq", "attr": "ghost", "value": "x"})])
 
 
@@ -364,7 +380,10 @@ def test_load_names_rule_and_unknown_attribute(tmp_path: Path) -> None:
         (lambda d: d["rules"][0].update(mode="yolo"), "mode"),
         (lambda d: d["rules"].append(dict(d["rules"][0])), "duplicate"),
         (lambda d: d["attributes"]["signups"].pop("email_domain"), "no definition"),
-        (lambda d: d["rules"][1]["condition"].update(op="like"), "unknown op 'like'"),
+        (
+            lambda d: d["rules"][1]["condition"].update(op="like"),
+            r"\$\.rules\[1\]\.condition\.op: 'like' is not one of",
+        ),
     ],
 )
 def test_load_refuses_bad_bundles(tmp_path: Path, mutate: Any, needle: str) -> None:
@@ -487,3 +506,127 @@ def test_atomic_write_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert pd.read_parquet(pq).shape == (2, 2)
     assert _no_temp_files(tmp_path)
     assert atomic._UMASK >= 0
+
+
+# --------------------------------------------------------------------------- allowlists
+
+
+def _tricky_signups() -> pd.DataFrame:
+    """_signups plus rows whose allowlisted values are near misses or missing."""
+    df = _signups()
+    extra = pd.DataFrame(
+        {
+            "account_id": ["acc-0007 ", "ACC-0008", "acc-x'1", "acc-x\\2"],
+            "created_at": pd.Timestamp("2024-05-01 03:00", tz="UTC"),
+            "email": ["a@O'HARA.IE", "b@o'hara.ie.evil", "c@back\\slash.io", "d@ü.de"],
+            "ip": ["203.0.114.7", "203.0.115.300", "2001:db8:3::1", None],
+            "username": pd.Series([None, "u1%_", None, None], dtype="string"),
+            "user_agent": pd.Series(["curl/8.1.0"] * 4, dtype="string"),
+            "captcha_score": [0.1, 0.2, 0.3, float("nan")],
+            "ip_asn": pd.array([64501, None, 64503, 64502], dtype="Int64"),
+        }
+    )
+    return pd.concat([df, extra], ignore_index=True)
+
+
+SIGNUP_ALLOW = {
+    "signups": allowlist_entries(
+        "signups",
+        domains=["O'Hara.ie", "@ü.de"],
+        asns=[64503],
+        prefixes=["203.0.114.0/25", "2001:db8:3::1/128"],
+        ids=["acc-0100", "acc-x'1", "acc-x\\2"],
+    ),
+    "senders": allowlist_entries("senders", domains=["bulk1.example"], ids=["m007"]),
+}
+
+
+def test_allowlist_entries_shape() -> None:
+    entries = SIGNUP_ALLOW["signups"]
+    assert [e["name"] for e in entries] == ["asns", "domains", "ids", "prefixes"]
+    by_name = {e["name"]: e for e in entries}
+    assert by_name["domains"]["condition"] == {
+        "op": "in",
+        "attr": "email_domain",
+        "values": ["o'hara.ie", "ü.de"],  # ASCII lower-cased, as the attribute holds them
+    }
+    assert by_name["prefixes"]["condition"]["op"] == "or"
+    assert allowlist_entries("senders", prefixes=["198.51.100.9/24"])[0]["condition"] == {
+        "op": "cidr",
+        "attr": "sender_ip",
+        "value": "198.51.100.0/24",
+    }
+    assert allowlist_entries("signups") == []
+    with pytest.raises(RuleError, match="ASN"):
+        allowlist_entries("senders", asns=[1])
+    with pytest.raises(RuleError, match="CIDR"):
+        allowlist_entries("signups", prefixes=["10.0.0.0/99"])
+
+
+@pytest.mark.parametrize("kind", ["signups", "senders"])
+def test_allowlisted_rows_match_no_rule_sql_equals_python(kind: str) -> None:
+    df = _tricky_signups() if kind == "signups" else _senders()
+    plain, allowed = _bundle(), _bundle(allowlists=SIGNUP_ALLOW)
+    before = apply_bundle(plain, df, kind)
+    after = apply_bundle(allowed, df, kind)
+    assert _rows(_run_sql(bundle_to_sql(allowed, kind), kind, df)) == _rows(after)
+    assert 0 < len(after) < len(before)
+    # exactly the rows no allowlist entry matches survive
+    exempt = set(before.iloc[:, 0]) - set(after.iloc[:, 0])
+    kept = before[~before.iloc[:, 0].isin(exempt)].reset_index(drop=True)
+    assert _rows(kept) == _rows(after)
+    for rule in allowed["rules"]:
+        names = [e["name"] for e in allowed["allowlists"][rule["kind"]]]
+        assert rule["allowlists_applied"] == names
+
+
+def test_allowlisted_id_domain_asn_cidr_never_match() -> None:
+    df = _tricky_signups()
+    ids = set(apply_bundle(_bundle(allowlists=SIGNUP_ALLOW), df, "signups")["account_id"])
+    attrs = df.set_index("account_id")
+    domain = attrs["email"].str.rsplit("@", n=1).str[1].str.lower()
+    assert not ids & {"acc-0100", "acc-x'1", "acc-x\\2"}
+    assert not ids & set(domain[domain.isin(["o'hara.ie", "ü.de"])].index)
+    assert not ids & set(attrs.index[attrs["ip_asn"].eq(64503).fillna(False).to_numpy()])
+    blocks = [ipaddress.ip_network("203.0.114.0/25"), ipaddress.ip_network("2001:db8:3::1/128")]
+
+    def allowed_ip(ip: Any) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in b for b in blocks)
+
+    in_blocks = set(attrs.index[[allowed_ip(ip) for ip in attrs["ip"].fillna("")]])
+    assert len(in_blocks) > 10 and not ids & in_blocks
+    assert "ACC-0008" in ids or "acc-0007 " in ids  # near misses are not exempt
+
+
+def test_unknown_allowlist_attribute_is_named() -> None:
+    bad = {
+        "signups": [
+            {"name": "vip", "condition": {"op": "eq", "attr": "tier", "value": "x"}, "reason": ""}
+        ]
+    }
+    with pytest.raises(RuleError, match=r"allowlist signups/'vip'.*tier"):
+        _bundle(allowlists=bad)
+    with pytest.raises(RuleError, match="duplicate"):
+        _bundle(allowlists={"signups": SIGNUP_ALLOW["signups"] * 2})
+    with pytest.raises(RuleError, match="unknown kind"):
+        _bundle(allowlists={"logins": []})
+
+
+def test_load_refuses_unknown_allowlist_attribute(tmp_path: Path) -> None:
+    doc = _bundle(allowlists=SIGNUP_ALLOW)
+    doc["allowlists"]["senders"][0]["condition"]["attr"] = "shoe_size"
+    with pytest.raises(RuleError, match=r"allowlist senders/'domains'.*shoe_size"):
+        load_bundle(_write_raw(tmp_path / "b.json", _resealed(doc)))
+
+
+def test_allowlist_round_trip_and_layout(tmp_path: Path) -> None:
+    bundle = _bundle(allowlists=SIGNUP_ALLOW)
+    assert set(bundle["allowlists"]) == {"signups", "senders"}
+    assert {"account_id", "ip", "ip_asn", "email_domain"} <= set(bundle["attributes"]["signups"])
+    assert "message_id" in bundle["attributes"]["senders"]
+    assert load_bundle(write_rules(tmp_path, bundle)["bundle"]) == bundle
+    assert _bundle()["allowlists"] == {"signups": [], "senders": []}

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clustering.attributes import compute_attributes
 from clustering.kinds import SENDERS, SIGNUPS, Kind
 from pipelines.synthetic import GROUPS, SyntheticData, generate, write_synthetic
 
@@ -192,7 +193,7 @@ def test_every_group_every_day_with_new_entities(data: SyntheticData) -> None:
 
 def test_campaign_shares(full: tuple[SyntheticData, float]) -> None:
     data, seconds = full
-    for labels, lo, hi in ((data.signup_labels, 0.10, 0.15), (data.sender_labels, 0.10, 0.20)):
+    for labels, lo, hi in ((data.signup_labels, 0.12, 0.17), (data.sender_labels, 0.10, 0.20)):
         share = labels.groupby("day")["label"].apply(lambda s: (s == "campaign").mean())
         assert share.between(lo, hi).all(), share.to_dict()
     assert seconds < 15  # a few seconds in practice
@@ -255,6 +256,74 @@ def test_campaign_fingerprints(data: SyntheticData) -> None:
     phish = _group_rows(data, "senders", "invoice_phish")
     assert phish["subject"].str.fullmatch(r"Invoice INV-\d{5} from .+").all()
     assert phish["x_mailer"].isna().all()
+
+
+def _shape(values: pd.Series) -> pd.Series:
+    return values.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[a-z]+", "a", regex=True)
+
+
+def test_cadence_pool_fixed_cadence_and_device_pool(data: SyntheticData) -> None:
+    rows = _group_rows(data, "signups", "cadence_pool")
+    days = list(rows.groupby("day"))
+    assert [d for d, _ in days] == data.days
+    for _, g in days:
+        gaps = g["created_at"].sort_values().diff().dt.total_seconds().dropna()
+        assert len(gaps) > 50
+        assert abs(gaps.mean() - 150) < 1 and gaps.std() < 2
+        assert gaps.between(147.9, 152.1).all()  # 150 s ± 2 s, every time
+        assert g.groupby("device_id")["user_agent"].nunique().eq(1).all()  # one browser each
+    starts = [g["created_at"].min().time() for _, g in days]
+    assert starts[0] != starts[1]  # a different start every day
+    pools = [set(g["device_id"]) for _, g in days]
+    assert len(pools[0] | pools[1]) <= 20 and len(pools[0] & pools[1]) >= 15  # same pool
+
+
+def test_cadence_pool_otherwise_looks_ordinary(full: tuple[SyntheticData, float]) -> None:
+    data, _ = full
+    rows = _group_rows(data, "signups", "cadence_pool")
+    pop = data.signups[(data.signup_labels["group"] == "population").to_numpy()]
+    for _, g in rows.groupby("day"):
+        span = g["created_at"].max() - g["created_at"].min()
+        assert span > pd.Timedelta(hours=15)  # a long stretch of the day at default scale
+        assert len(g) > 400 and g["device_id"].nunique() == 20
+    # Population names, login styles, popular mail, home ISPs, common browsers, human captcha.
+    assert set(_shape(rows["username"])) <= set(_shape(pop["username"]))
+    assert rows["display_name"].nunique() > len(rows) / 3
+    assert rows["user_agent"].isin(set(pop["user_agent"])).all()
+    assert (
+        rows["email"]
+        .str.split("@")
+        .str[1]
+        .isin({"gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com"})
+        .all()
+    )
+    assert set(rows["ip_country"]) == {"US", "GB", "CA", "DE"}
+    assert not rows["ip_asn"].isin({14061, 16509, 24940, 16276, 20473, 9009}).any()
+    assert rows["ip"].nunique() > 0.95 * len(rows)
+    assert rows["captcha_score"].median() > 0.8
+
+
+def test_alias_farm_variants_of_few_mailboxes(data: SyntheticData) -> None:
+    rows = _group_rows(data, "signups", "alias_farm")
+    attrs = compute_attributes(
+        rows.drop(columns="day"), "signups", ["email_canonical", "email_local", "email_domain"]
+    )
+    rows = rows.assign(**{c: attrs[c].to_numpy() for c in attrs})
+    days = list(rows.groupby("day"))
+    assert [d for d, _ in days] == data.days
+    bases = [set(g["email_canonical"]) for _, g in days]
+    assert len(bases[0]) == 6 and bases[0] == bases[1]  # the same mailboxes every day
+    assert all(b.endswith("@gmail.com") for b in bases[0])
+    assert rows["email_domain"].isin({"gmail.com", "googlemail.com"}).all()
+    assert (rows["email_domain"] == "googlemail.com").any()
+    local = rows["email_local"]
+    assert (local.str.contains("+", regex=False) | (local.str.count(r"\.") >= 2)).all()
+    assert local.str.contains("+", regex=False).mean() > 0.5
+    assert (~local.str.contains("+", regex=False)).sum() > 20  # dots-only variants, too
+    assert rows["email"].is_unique  # new variants every day
+    assert not rows["email"].isin(bases[0]).any()  # never the plain mailbox
+    prefixes = [set(g["ip"].str.rsplit(".", n=1).str[0]) for _, g in days]
+    assert all(len(p) <= 2 for p in prefixes) and not prefixes[0] & prefixes[1]
 
 
 def test_lookalike_senders(data: SyntheticData) -> None:
