@@ -1,9 +1,11 @@
-"""Timer-driven pools: devices that act on one shared clock.
+"""Timer-driven pools: a device pool driven by one scheduler.
 
 A farm that looks like ordinary people in every field can still give itself away by its
-scheduler: one signup every 150 seconds, spread over a pool of devices. Each device's events
-then sit on the same grid (same period, same phase), which ordinary devices never share. This
-module finds such grids per value (a device id) and groups the values that share one.
+scheduler: one signup every 150 seconds (give or take a second or two), each from the next
+device of a pool. Among the events of devices that are used several times a day, its events
+then form a long chain in which each follows the previous at nearly the same gap, which
+independent people do not produce. This module finds the dominant gap, the chains, and the
+devices they run through.
 """
 
 from __future__ import annotations
@@ -11,116 +13,104 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["grid_of", "timer_pools"]
+__all__ = ["timer_pools"]
 
 
-def grid_of(
-    seconds: np.ndarray,
-    *,
-    tol: float = 5.0,
-    min_events: int = 6,
-    min_period: float = 20.0,
-    max_period: float = 3600.0,
-) -> tuple[float, float] | None:
-    """The (period, phase) grid all of ``seconds`` sit on within ``tol``, or None.
-
-    Candidate periods are the smallest gaps divided by 1-3; the largest candidate that fits
-    every event is refined by least squares. The phase is in [0, period).
-    """
-    t = np.sort(np.asarray(seconds, dtype=np.float64))
-    if len(t) < min_events:
+def _dominant_gap(t: np.ndarray, tol: float, window: float, min_gap: float) -> float | None:
+    """The forward gap (within ``window``) that occurs far more often than chance."""
+    ends = np.searchsorted(t, t + window, side="right")
+    parts = [t[i + 1 : ends[i]] - t[i] for i in range(len(t))]
+    gaps = np.concatenate(parts) if parts else np.zeros(0)
+    gaps = gaps[gaps >= min_gap]
+    if len(gaps) < 20:
         return None
-    d = t - t[0]
-    gaps = np.diff(t)
-    gaps = gaps[gaps > tol]
-    if len(gaps) == 0:
+    width = 2 * tol
+    hist, edges = np.histogram(gaps, bins=np.arange(min_gap, window + width, width))
+    peak = int(np.argmax(hist))
+    expected = len(gaps) / len(hist)
+    # a scheduler's gap shows as a peak far above the flat level of independent arrivals
+    # (five Poisson standard deviations, and at least twice the level)
+    if hist[peak] < max(10.0, 2.0 * expected, expected + 5.0 * np.sqrt(expected)):
         return None
-    cands = sorted(
-        {
-            g / k
-            for g in np.sort(gaps)[:4]
-            for k in range(1, 13)
-            if min_period <= g / k <= max_period
-        },
-        reverse=True,
-    )
-    for p in cands:
-        fitted = _fit_grid(d, p, tol)
-        if fitted is not None:
-            period = fitted
-            phase = float(np.mean(t - np.round(d / period) * period) % period)
-            return period, phase
-    return None
-
-
-def _fit_grid(d: np.ndarray, p: float, tol: float) -> float | None:
-    """Refine period ``p`` on a growing window of offsets ``d``; None if some event is off-grid.
-
-    A period guessed from one gap is off by a fraction of a second, which adds up over a day
-    of ticks: fit it on the events within a few ticks first, then widen.
-    """
-    horizon = 8 * p
-    while True:
-        window = d <= horizon
-        k = np.round(d[window] / p)
-        if np.any(np.abs(d[window] - k * p) > tol):
-            return None
-        if k @ k > 0:
-            p = float(k @ d[window] / (k @ k))
-        if window.all():
-            return p
-        horizon *= 4
+    lo, hi = edges[peak] - tol, edges[peak + 1] + tol
+    sel = gaps[(gaps >= lo) & (gaps <= hi)]
+    return float(np.median(sel))
 
 
 def timer_pools(
     values: pd.Series,
     seconds: np.ndarray,
     *,
-    tol: float = 5.0,
-    min_events: int = 6,
+    min_uses: int = 5,
+    tol: float = 3.0,
+    window: float = 1800.0,
+    min_gap: float = 20.0,
+    min_chain: int = 20,
     min_values: int = 3,
 ) -> list[np.ndarray]:
-    """Groups of rows whose value (e.g. device id) shares one grid with other values.
+    """Rows of device pools whose uses are chained by one scheduler's gap.
 
     Parameters
     ----------
     values : Series of shape (n,)
-        The pooled resource of each row (device id); missing values are ignored.
+        The pooled resource of each row (a device id); missing values are ignored.
     seconds : ndarray of shape (n,)
         Event times in seconds.
+    min_uses : int
+        Only values used at least this often take part (single-use devices are people).
+    tol : float
+        Allowed deviation from the scheduler's gap, seconds.
+    min_chain : int
+        Events a chain needs to count.
     min_values : int
-        A grid must be shared by at least this many values to count as a pool.
+        Distinct values a pool needs.
 
     Returns
     -------
     list of ndarray
-        Row positions of each pool, largest first.
+        Row positions of all uses of each pool's values, largest pool first.
     """
     codes, _ = pd.factorize(values, use_na_sentinel=True)
-    counts = np.bincount(codes[codes >= 0]) if (codes >= 0).any() else np.zeros(0, dtype=int)
-    grids: list[tuple[float, float, int]] = []
-    for code in np.flatnonzero(counts >= min_events):
-        g = grid_of(seconds[codes == code], tol=tol, min_events=min_events)
-        if g is not None:
-            grids.append((g[0], g[1], int(code)))
-    grids.sort()
-    used = [False] * len(grids)
+    if not (codes >= 0).any():
+        return []
+    counts = np.bincount(codes[codes >= 0])
+    shared = (codes >= 0) & (counts[np.maximum(codes, 0)] >= min_uses)
+    rows = np.flatnonzero(shared)
+    if len(rows) < min_chain:
+        return []
+    order = np.argsort(seconds[rows], kind="stable")
+    rows = rows[order]
+    t = np.asarray(seconds, dtype=np.float64)[rows]
+    gap = _dominant_gap(t, tol, window, min_gap)
+    if gap is None:
+        return []
+    # link every event to every event one scheduler gap later: a stranger that happens to
+    # fall in the window joins the chain too, but its device's other uses do not
+    lo = np.searchsorted(t, t + gap - tol, side="left")
+    hi = np.searchsorted(t, t + gap + tol, side="right")
+    parent = np.arange(len(t))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in np.flatnonzero(hi > lo):
+        for j in range(int(lo[i]), int(hi[i])):
+            a, b = find(int(i)), find(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(len(t))])
     pools: list[np.ndarray] = []
-    for i, (p, ph, _) in enumerate(grids):
-        if used[i]:
+    for root in np.unique(roots):
+        chain = np.flatnonzero(roots == root)
+        if len(chain) < min_chain:
             continue
-        members = [i]
-        for j in range(i + 1, len(grids)):
-            pj, phj, _ = grids[j]
-            if abs(pj - p) > 1.0:
-                break
-            delta = abs(phj - ph) % p
-            if not used[j] and min(delta, p - delta) <= 2 * tol:
-                members.append(j)
-        if len(members) >= min_values:
-            for j in members:
-                used[j] = True
-            rows = np.flatnonzero(np.isin(codes, [grids[j][2] for j in members]))
-            pools.append(rows)
+        chain_codes, hits = np.unique(codes[rows[chain]], return_counts=True)
+        # a device belongs to the pool when most of its uses sit on the chain
+        keep = chain_codes[hits >= 0.5 * counts[chain_codes]]
+        if len(keep) >= min_values:
+            pools.append(np.flatnonzero(np.isin(codes, keep)))
     pools.sort(key=len, reverse=True)
     return pools

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
+from anomaly.cadence import timer_pools
 from anomaly.campaign_rules import Guard, campaign_id_for, rules_for_campaigns
 from anomaly.campaigns import attach_noise, merge_flagged
 from anomaly.export import allowlist_entries, build_bundle, write_rules
@@ -181,6 +182,9 @@ def detect(
         campaigns, members, noise_campaign = _campaign_table(
             kind, entities, labels, profiles, scored, kcfg.entity_floor
         )
+        labels, campaigns = _add_timer_pools(
+            kind, entities, labels, campaigns, members, times.reindex(entities.index)
+        )
     with stages.stage(f"{kind}: rules"):
         allow = allowlists_for(kind, config)
         blocked_ok = ~_allowlisted(allow, attrs)
@@ -242,6 +246,67 @@ def _allowlisted(entries: list[dict[str, Any]], attrs: pd.DataFrame) -> np.ndarr
     for entry in entries:
         mask |= evaluate(entry["condition"], attrs)
     return mask
+
+
+def _add_timer_pools(
+    kind: str,
+    entities: pd.DataFrame,
+    labels: np.ndarray,
+    campaigns: pd.DataFrame,
+    members: dict[str, np.ndarray],
+    times: pd.Series,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Device pools driven by one scheduler become campaigns (new clusters) of their own.
+
+    Their members may look like anyone else in every field, so the density clustering leaves
+    them as noise or inside ordinary crowds; :func:`anomaly.cadence.timer_pools` finds them by
+    their clock. Members already in a flagged campaign stay where they are.
+    """
+    if kind != "signups" or "device_id" not in entities or len(entities) == 0:
+        return labels, campaigns
+    # seconds since the epoch whatever the timestamp unit (readers give us, generators ns)
+    epoch = pd.Timestamp(0, tz="UTC")
+    seconds = (pd.to_datetime(times, utc=True) - epoch).dt.total_seconds().to_numpy()
+    pools = timer_pools(entities["device_id"], seconds)
+    if not pools:
+        return labels, campaigns
+    labels = labels.copy()
+    flagged_clusters = set(campaigns.loc[campaigns["flagged"], "cluster_id"])
+    ids = entities.index.to_numpy()
+    rows = [campaigns]
+    for rows_of_pool in pools:
+        free = rows_of_pool[~np.isin(labels[rows_of_pool], list(flagged_clusters))]
+        if len(free) < 0.5 * len(rows_of_pool):
+            continue  # already a flagged campaign
+        cid = int(labels.max()) + 1
+        labels[free] = cid
+        camp = campaign_id_for(kind, ids[free])
+        members[camp] = ids[free].astype(str)
+        n_dev = entities["device_id"].iloc[free].nunique()
+        t = times.iloc[free]
+        rows.append(
+            pd.DataFrame(
+                [
+                    {
+                        "campaign_id": camp,
+                        "kind": kind,
+                        "cluster_id": cid,
+                        "size": len(free),
+                        "score": float("nan"),
+                        "flagged": True,
+                        "reason": f"{n_dev} devices driven by one scheduler "
+                        "(a use at a fixed gap, chained through the pool)",
+                        "families_shared": 1,
+                        "top_attributes": "",
+                        "first_seen": t.min(),
+                        "last_seen": t.max(),
+                        "hour_concentration": float("nan"),
+                    }
+                ]
+            )
+        )
+        log.info("%s: timer-driven pool of %d devices, %d entities", kind, n_dev, len(free))
+    return labels, pd.concat(rows, ignore_index=True)
 
 
 def _campaign_table(
