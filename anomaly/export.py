@@ -696,9 +696,11 @@ def publish_bundle(
 ) -> dict[str, Path]:
     """Make ``bundle`` the published one in ``rules_dir``, keeping the one it replaces.
 
-    Writes ``bundle.json`` and ``<kind>.sql`` for every kind (the SQL rendered from
-    ``bundle`` by this code version), and copies the bundle being replaced to
-    ``history/<its bundle_id>.json`` (unless it is the same bundle or already archived).
+    Writes ``bundle.json``, and for every kind ``<kind>.sql`` and ``<kind>.cel.json`` (rendered
+    from ``bundle`` by this code version), the Rspamd configuration of the sender rules in
+    ``rspamd/`` (with ``rspamd/skipped.json``: rules Rspamd cannot express exactly), and
+    copies the bundle being replaced to ``history/<its bundle_id>.json`` (unless it is the
+    same bundle or already archived).
     Everything is rendered and written to temporary files before any target is replaced;
     the archive copy is renamed first and ``bundle.json`` last, and a failed rename restores
     the files already replaced, so a reader never sees a half-written or mismatched bundle.
@@ -719,11 +721,27 @@ def publish_bundle(
         ``{"bundle": path, "signups": path, "senders": path}`` and, when the replaced
         bundle was archived, ``"archived": path``.
     """
+    # the portable exports import this module's helpers: import them here, not at the top
+    from anomaly.export_cel import bundle_to_cel
+    from anomaly.export_rspamd import bundle_to_rspamd
+
     rules_dir = Path(rules_dir)
     payloads: dict[str, tuple[Path, bytes]] = {
         kind: (rules_dir / f"{kind}.sql", bundle_to_sql(bundle, kind).encode("utf-8"))
         for kind in KINDS
     }
+    for kind in KINDS:
+        payloads[f"{kind}.cel"] = (
+            rules_dir / f"{kind}.cel.json",
+            canonical_json(bundle_to_cel(bundle, kind)),
+        )
+    rspamd = bundle_to_rspamd(bundle)
+    for name, text in sorted(rspamd.files.items()):
+        payloads[f"rspamd/{name}"] = (rules_dir / "rspamd" / name, text.encode("utf-8"))
+    payloads["rspamd/skipped"] = (
+        rules_dir / "rspamd" / "skipped.json",
+        canonical_json([{"rule_id": x.rule_id, "reason": x.reason} for x in rspamd.skipped]),
+    )
     payloads["bundle"] = (
         rules_dir / "bundle.json",
         canonical_json(bundle) if data is None else data,

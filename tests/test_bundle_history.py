@@ -210,7 +210,14 @@ def published(tmp_path: Path) -> dict[str, Any]:
     first = write_rules(tmp_path, a)
     files_a = {k: p.read_bytes() for k, p in first.items()}
     second = write_rules(tmp_path, b)
-    return {"dir": tmp_path / "rules", "a": a, "b": b, "files_a": files_a, "paths": second}
+    return {
+        "dir": tmp_path / "rules",
+        "a": a,
+        "b": b,
+        "files_a": files_a,
+        "paths_a": first,
+        "paths": second,
+    }
 
 
 def _published_bytes(rules_dir: Path) -> dict[str, bytes]:
@@ -239,7 +246,9 @@ def test_write_rules_archives_the_bundle_it_replaces(published: dict[str, Any]) 
 def test_rollback_round_trip(published: dict[str, Any]) -> None:
     rules_dir, a, b = published["dir"], published["a"], published["b"]
     result = rollback(rules_dir, a["bundle_id"])
-    assert _published_bytes(rules_dir) == published["files_a"]  # bundle and SQL as A had them
+    # every published file (bundle, SQL, CEL, Rspamd) as A had them
+    again = {k: p.read_bytes() for k, p in published["paths_a"].items()}
+    assert again == published["files_a"]
     assert (result["bundle_id"], result["previous"]) == (a["bundle_id"], b["bundle_id"])
     assert load_bundle(rules_dir / "bundle.json") == a
     history = {h["bundle_id"] for h in list_history(rules_dir)}
