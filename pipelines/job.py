@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
+from anomaly.bundle_history import carry_versions
 from anomaly.cadence import timer_pools
 from anomaly.campaign_rules import Guard, campaign_id_for, rules_for_campaigns
 from anomaly.campaigns import attach_noise, merge_flagged
-from anomaly.export import allowlist_entries, build_bundle, write_rules
+from anomaly.export import allowlist_entries, build_bundle, load_bundle, write_rules
 from anomaly.induction import GreedyRuleInducer
-from anomaly.rules import Rule, evaluate
+from anomaly.rules import Rule, RuleError, evaluate
 from anomaly.scoring import CampaignScorer, entity_scores
 from clustering.attributes import compute_attributes
 from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
@@ -476,7 +477,10 @@ def run_job(
             history=earlier,
         )
     with stages.stage("outputs"):
-        all_rules = [r for kr in kinds.values() for r in kr.rules]
+        # a rule that matches the same as in the bundle it replaces keeps its version
+        all_rules = carry_versions(
+            [r for kr in kinds.values() for r in kr.rules], _previous_bundle(out)
+        )
         bundle = build_bundle(
             all_rules,
             run_id=run_id,
@@ -502,6 +506,18 @@ def run_job(
         out / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
     )
     return RunResult(out_dir=out, run_id=run_id, kinds=kinds, bundle=bundle, record=record)
+
+
+def _previous_bundle(out: Path) -> dict[str, Any] | None:
+    path = out / "rules" / "bundle.json"
+    if not path.exists():
+        return None
+    try:
+        return load_bundle(path)
+    except (RuleError, ValueError) as e:
+        # never block tonight's rules on last night's file; the archive keeps it for review
+        log.warning("previous bundle %s unreadable, versions start afresh: %s", path, e)
+        return None
 
 
 def _record(

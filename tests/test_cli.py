@@ -250,3 +250,25 @@ def test_minimal_columns_and_tiny_inputs_run(tmp_path: Path, small) -> None:
     )
     record = json.loads((tmp_path / "o2" / "run.json").read_text())
     assert record["counts"]["signups"]["rules"] == 0
+
+
+def test_rerun_in_place_keeps_bundle_and_versions(run_dir: Path, small) -> None:
+    """The same inputs again, into the same folder: the same bundle bytes, versions kept."""
+    before = (run_dir / "rules" / "bundle.json").read_bytes()
+    assert (
+        main(
+            [
+                "-q",
+                "run",
+                "--signups",
+                str(small["signups"][0]),
+                "--senders",
+                str(small["senders"][0]),
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
+    assert (run_dir / "rules" / "bundle.json").read_bytes() == before
+    assert all(r["version"] == 1 for r in json.loads(before)["rules"])
