@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--senders", help="senders file or folder (Parquet, CSV, JSON Lines)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--config", help="TOML file overriding the defaults")
+    for kind in ("signups", "senders"):
+        r.add_argument(
+            f"--history-{kind}",
+            nargs="+",
+            default=[],
+            metavar="PATH",
+            help=f"earlier days' {kind} (one file or folder per day): rules are backtested on them",
+        )
     r.add_argument(
         "--quarantine",
         action="store_true",
@@ -132,7 +140,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     if q is not None:
                         q.parent.mkdir(parents=True, exist_ok=True)
                     inputs[kind] = read_events(path, kind, quarantine=q)
-        result = run_job(inputs, out, config, stages=stages)
+        history = {}
+        with stages.stage("read history"):
+            for kind in inputs:
+                paths = getattr(args, f"history_{kind}")
+                history[kind] = [read_events(p, kind) for p in paths]
+        result = run_job(inputs, out, config, stages=stages, history=history)
     for kind, c in result.record["counts"].items():
         print(
             f"{kind}: {c['events']} rows, {c['clusters']} clusters, "

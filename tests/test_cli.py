@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from anomaly.export import bundle_id_of, load_bundle
+from anomaly.export import apply_bundle, bundle_id_of, load_bundle
 from anomaly.rules import condition_to_sql
 from clustering.attributes import ensure_columns
 from pipelines.cli import main
@@ -272,3 +272,64 @@ def test_rerun_in_place_keeps_bundle_and_versions(run_dir: Path, small) -> None:
     )
     assert (run_dir / "rules" / "bundle.json").read_bytes() == before
     assert all(r["version"] == 1 for r in json.loads(before)["rules"])
+
+
+def test_history_backtest_is_recorded(small, tmp_path: Path) -> None:
+    """Rules learned on day 2 are backtested on day 1, and every rule says what it hit there."""
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "-q",
+                "run",
+                "--signups",
+                str(small["signups"][1]),
+                "--history-signups",
+                str(small["signups"][0]),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    bundle = load_bundle(out / "rules" / "bundle.json")
+    day1 = len(pd.read_parquet(small["signups"][0]))
+    assert bundle["rules"]
+    for rule in bundle["rules"]:
+        (earlier,) = rule["backtest"]["earlier_days"]
+        assert earlier["rows"] == day1 and 0 <= earlier["hits"] <= day1
+    record = json.loads((out / "run.json").read_text())
+    assert record["history"]["signups"][0]["rows_read"] == day1
+
+
+def test_configured_allowlists_bind_every_rule(small, tmp_path: Path) -> None:
+    frame = read_events(small["signups"][0], "signups").frame
+    out = tmp_path / "o"
+    # first without allowlist: find rows that some enforce rule blocks
+    assert main(["-q", "run", "--signups", str(small["signups"][0]), "--out", str(out)]) == 0
+    hits = apply_bundle(load_bundle(out / "rules" / "bundle.json"), frame, "signups")
+    blocked = sorted(set(hits["account_id"].astype(str)))[:3]
+    assert blocked, "no rule blocked anything on the small data"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[allowlists.signups]\nids = [" + ", ".join(f'"{b}"' for b in blocked) + "]\n")
+    out2 = tmp_path / "o2"
+    assert (
+        main(
+            [
+                "-q",
+                "run",
+                "--signups",
+                str(small["signups"][0]),
+                "--out",
+                str(out2),
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 0
+    )
+    bundle = load_bundle(out2 / "rules" / "bundle.json")
+    assert [e["name"] for e in bundle["allowlists"]["signups"]] == ["ids"]
+    assert all("ids" in r["allowlists_applied"] for r in bundle["rules"] if r["kind"] == "signups")
+    again = apply_bundle(bundle, frame, "signups")
+    assert not set(again["account_id"].astype(str)) & set(blocked)
