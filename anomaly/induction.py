@@ -15,7 +15,7 @@ several rules per campaign over disjoint attributes, each precise on its own.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,19 @@ RULE_ATTRIBUTES: dict[str, dict[str, tuple[str, int]]] = {
 }
 
 
+# Where an entity connects from: durable enough for a rule, too changeable for its margin.
+_NETWORK = frozenset(
+    {
+        "ip_asn",
+        "ip_country",
+        "ip_prefix16",
+        "ip_prefix24",
+        "sender_ip_prefix16",
+        "sender_ip_prefix24",
+    }
+)
+
+
 @dataclass
 class InducedRule:
     """A rule found for one campaign, with its figures on the data it was learned from."""
@@ -82,6 +95,7 @@ class InducedRule:
     background_size: int
     tier: int
     other_hits: int = 0  # hits on ignored rows (other flagged campaigns)
+    core_attributes: tuple[str, ...] = ()  # the signal, without the safety margin
     weighted_recall: float | None = None  # recall in entity weights, when rows were weighted
 
     @property
@@ -112,6 +126,7 @@ class _Candidate:
     tier: int
     condition: dict[str, Any]
     mask: np.ndarray
+    margin: bool = False  # added for safety, not part of the rule's core signal
 
 
 class GreedyRuleInducer:
@@ -218,7 +233,7 @@ class GreedyRuleInducer:
             if rule is None or rule.precision < self.min_precision:
                 break
             rules.append(rule)
-            used.update(rule.attributes)
+            used.update(rule.core_attributes)
         return rules
 
     def _candidates(self, attrs: pd.DataFrame, positive: np.ndarray) -> list[_Candidate]:
@@ -306,9 +321,7 @@ class GreedyRuleInducer:
             cur &= best_c.mask
             cur_fp = int(np.count_nonzero(cur & neg))
         chosen = _prune(chosen, neg)
-        # Exact values (a device pool, six mailboxes) that nobody else used tonight already
-        # carry their own margin; shapes and classes are what strangers share by chance.
-        if chosen and self.safety_hits > 0 and all(c.tier == 1 for c in chosen):
+        if chosen and self.safety_hits > 0:
             chosen = self._add_margin(chosen, pool, wpos, need, neg)
         return chosen
 
@@ -331,14 +344,21 @@ class GreedyRuleInducer:
         attribute (a device pool may back a durable rule), until the estimate falls below
         ``safety_hits``.
         """
-        # rules of one campaign stay on disjoint attributes, margin included
-        pool = [c for c in self._all_candidates or pool if c.attr not in self._used]
+        # The margin is durable client or identity evidence: where an entity connects from
+        # is what an actor rotates first, and a margin that rotates away takes the rule with
+        # it. Margin attributes may repeat across a campaign's rules (they are not its
+        # signal), core attributes may not.
+        pool = [
+            c
+            for c in self._all_candidates or pool
+            if c.tier == 1 and c.attr not in _NETWORK and c.attr not in self._used
+        ]
         cur = np.logical_and.reduce([c.mask for c in chosen])
         estimate = float(np.count_nonzero(cur & neg)) + 0.5
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
             near = _near_misses(chosen, neg)
             n_near = max(int(near.sum()), 1)
-            best: tuple[float, float, int, str] | None = None
+            best: tuple[float, int, int, str] | None = None
             best_c: _Candidate | None = None
             for c in pool:
                 if any(c.attr == ch.attr for ch in chosen):
@@ -346,16 +366,14 @@ class GreedyRuleInducer:
                 if float(wpos[cur & c.mask].sum()) < need:
                     continue
                 rate = np.count_nonzero(c.mask & near) / n_near
-                # durable evidence first: an exact subnet that changes tomorrow would make
-                # the margin itself the reason the rule stops matching
-                key = (float(not (c.tier == 1 and rate <= 0.2)), rate, c.tier, c.attr)
+                key = (rate, 0, c.tier, c.attr)
                 if best is None or key < best:
                     best, best_c = key, c
-            if best_c is None or best is None or best[1] >= 0.5:
+            if best_c is None or best is None or best[0] >= 0.5:
                 break  # nothing left that says much more
-            chosen.append(best_c)
+            chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
-            estimate *= max(best[1], 0.5 / n_near)
+            estimate *= max(best[0], 0.5 / n_near)
         return chosen
 
     def _finish(
@@ -375,6 +393,7 @@ class GreedyRuleInducer:
         return InducedRule(
             condition=cond,
             attributes=tuple(c.attr for c in chosen),
+            core_attributes=tuple(c.attr for c in chosen if not c.margin),
             true_positives=tp,
             false_positives=fp,
             campaign_size=int(positive.sum()),

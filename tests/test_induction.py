@@ -59,7 +59,7 @@ def test_finds_precise_durable_rules() -> None:
     assert int((hit & ~pos).sum()) == first.false_positives
     assert first.precision_lower == wilson_lower(first.true_positives, first.hits)
     # several rules over disjoint attributes
-    used = [set(r.attributes) for r in rules]
+    used = [set(r.core_attributes) for r in rules]
     for i in range(len(used)):
         for j in range(i + 1, len(used)):
             assert not used[i] & used[j]
