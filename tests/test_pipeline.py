@@ -29,7 +29,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult, dic
 def test_day2_quality_floor_signups(demo) -> None:
     _, _, fig = demo
     s = fig["signups"]
-    assert s["campaign_recall"] >= 0.90, s
+    assert s["campaign_recall"] >= 0.97, s
+    # issue 3 asks for 0.0001; measured 0.00006-0.0003 over seeds 0-5 (see README)
     assert s["benign_hit_rate"] <= 0.001, s
 
 
@@ -54,7 +55,7 @@ def test_every_planted_campaign_is_mostly_blocked(demo) -> None:
     for kind in ("signups", "senders"):
         for name, v in fig[kind]["groups"].items():
             if v["label"] == "campaign":
-                assert v["share_blocked"] >= 0.75, (kind, name, v)
+                assert v["share_blocked"] >= 0.85, (kind, name, v)
 
 
 def test_outputs_follow_the_contract(demo) -> None:
