@@ -33,8 +33,9 @@ def _e(x: Any) -> str:
 
 def _scatter(points: list[tuple[float, float, bool, str]], w: int = 520, h: int = 300) -> str:
     """Clusters as points: log size against campaign score, flagged in red."""
+    points = [p for p in points if np.isfinite(p[1])]  # campaigns found by their clock
     if not points:
-        return "<p>No clusters.</p>"
+        return "<p>No scored clusters.</p>"
     xs = np.log10([max(p[0], 1) for p in points])
     ys = np.array([p[1] for p in points])
     x0, x1 = float(xs.min()), float(xs.max()) + 1e-9
@@ -108,9 +109,10 @@ def write_report(
         )
         for r in camp.head(60).itertuples():
             cls = " class='flag'" if r.flagged else ""
+            score = "by its clock" if np.isnan(r.score) else f"{r.score:.2f}"
             parts.append(
                 f"<tr><td class='mono'>{_e(r.campaign_id)}</td><td>{r.size}</td>"
-                f"<td>{r.score:.2f}</td><td{cls}>{'yes' if r.flagged else 'no'}</td>"
+                f"<td>{score}</td><td{cls}>{'yes' if r.flagged else 'no'}</td>"
                 f"<td>{_e(r.reason)}</td><td>{_e(r.top_attributes)}</td>"
                 f"<td>{_e(r.first_seen)}<br>{_e(r.last_seen)}</td></tr>"
             )

@@ -97,6 +97,8 @@ def test_outputs_follow_the_contract(demo) -> None:
         assert rule["provenance"]["run_id"] == record["run_id"]
     html = (out / "report.html").read_text()
     assert "<svg" in html and "Rules" in html and "http" not in html.split("<body>")[0]
+    assert "nan" not in html.lower()  # every figure drawn is a number
+    assert "by its clock" in html  # the timer-driven pool is reported as such
 
 
 @pytest.mark.parametrize("kind", ["signups", "senders"])
