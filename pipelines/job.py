@@ -105,6 +105,7 @@ class KindResult:
     rules: list[Rule]
     clusterer: GraphHDBSCAN
     attached: np.ndarray  # campaign id of noise entities attached to a campaign, else None
+    cluster_scores: pd.DataFrame  # per cluster: family exclusivity, behaviour, score, reason
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -228,11 +229,8 @@ def detect(
         rules=rules,
         clusterer=clusterer,
         attached=noise_campaign,
-        metadata={
-            "entity_detector": emeta,
-            "campaign_detector": scorer.metadata_,
-            "features": scored,
-        },
+        cluster_scores=scored,
+        metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_},
     )
 
 
