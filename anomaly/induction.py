@@ -340,25 +340,25 @@ class GreedyRuleInducer:
         each added predicate's pass rate among the rule's *near misses* (background rows that
         pass all of its predicates but one): near the rule, attributes are correlated (a
         carrier's users share its country and its app), and only evidence that still
-        separates there counts. Predicates are added, keeping recall and drawing on every
-        attribute (a device pool may back a durable rule), until the estimate falls below
-        ``safety_hits``.
+        separates there counts. Predicates are added, keeping recall, durable ones first and an
+        exact value (a device pool) only where no durable one still separates, until the
+        estimate falls below ``safety_hits``. Network attributes are never a margin.
         """
-        # The margin is durable client or identity evidence: where an entity connects from
-        # is what an actor rotates first, and a margin that rotates away takes the rule with
-        # it. Margin attributes may repeat across a campaign's rules (they are not its
-        # signal), core attributes may not.
+        # The margin is client or identity evidence: where an entity connects from is what an
+        # actor rotates first, and a margin that rotates away takes the rule with it. Margin
+        # attributes may repeat across a campaign's rules (they are not its signal), core
+        # attributes may not.
         pool = [
             c
             for c in self._all_candidates or pool
-            if c.tier == 1 and c.attr not in _NETWORK and c.attr not in self._used
+            if c.attr not in _NETWORK and c.attr not in self._used
         ]
         cur = np.logical_and.reduce([c.mask for c in chosen])
         estimate = float(np.count_nonzero(cur & neg)) + 0.5
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
             near = _near_misses(chosen, neg)
             n_near = max(int(near.sum()), 1)
-            best: tuple[float, int, int, str] | None = None
+            best: tuple[bool, int, float, str] | None = None
             best_c: _Candidate | None = None
             for c in pool:
                 if any(c.attr == ch.attr for ch in chosen):
@@ -366,14 +366,16 @@ class GreedyRuleInducer:
                 if float(wpos[cur & c.mask].sum()) < need:
                     continue
                 rate = np.count_nonzero(c.mask & near) / n_near
-                key = (rate, 0, c.tier, c.attr)
+                # durable evidence first; an exact value (a device pool) only where no
+                # durable predicate still separates the near misses
+                key = (bool(rate >= 0.5), c.tier, float(rate), c.attr)
                 if best is None or key < best:
                     best, best_c = key, c
-            if best_c is None or best is None or best[0] >= 0.5:
+            if best_c is None or best is None or best[0]:
                 break  # nothing left that says much more
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
-            estimate *= max(best[0], 0.5 / n_near)
+            estimate *= max(best[2], 0.5 / n_near)
         return chosen
 
     def _finish(
