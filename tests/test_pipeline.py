@@ -30,7 +30,8 @@ def test_day2_quality_floor_signups(demo) -> None:
     _, _, fig = demo
     s = fig["signups"]
     assert s["campaign_recall"] >= 0.97, s
-    # issue 3 asks for 0.0001; measured 0.00006-0.0003 over seeds 0-5 (see README)
+    # issue 3 asks for 0.0001; measured 0.00006-0.0003 over seeds 0-5 (see README): the
+    # floor held here is issue 2's
     assert s["benign_hit_rate"] <= 0.001, s
 
 
