@@ -70,6 +70,9 @@ RULE_ATTRIBUTES: dict[str, dict[str, tuple[str, int]]] = {
 }
 
 
+# Sender attributes every mail filter reads from the raw message (Rspamd maps included): a
+# margin drawn from them keeps a rule exportable where a derived one would not.
+_PORTABLE = frozenset({"x_mailer", "sender_domain", "sender_tld", "sender_local", "sender"})
 # Where an entity connects from: durable enough for a rule, too changeable for its margin.
 _NETWORK = frozenset(
     {
@@ -340,9 +343,10 @@ class GreedyRuleInducer:
         each added predicate's pass rate among the rule's *near misses* (background rows that
         pass all of its predicates but one): near the rule, attributes are correlated (a
         carrier's users share its country and its app), and only evidence that still
-        separates there counts. Predicates are added, keeping recall, durable ones first and an
-        exact value (a device pool) only where no durable one still separates, until the
-        estimate falls below ``safety_hits``. Network attributes are never a margin.
+        separates there counts. Predicates are added, keeping recall, until the estimate falls
+        below ``safety_hits``: portable ones first (a sender's domain or mailer, which Rspamd
+        reads too), then durable ones, and an exact value (a device pool) only where no durable
+        one still separates. Network attributes are never a margin.
         """
         # The margin is client or identity evidence: where an entity connects from is what an
         # actor rotates first, and a margin that rotates away takes the rule with it. Margin
@@ -358,7 +362,7 @@ class GreedyRuleInducer:
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
             near = _near_misses(chosen, neg)
             n_near = max(int(near.sum()), 1)
-            best: tuple[bool, int, float, str] | None = None
+            best: tuple[bool, bool, int, float, str] | None = None
             best_c: _Candidate | None = None
             for c in pool:
                 if any(c.attr == ch.attr for ch in chosen):
@@ -368,14 +372,14 @@ class GreedyRuleInducer:
                 rate = np.count_nonzero(c.mask & near) / n_near
                 # durable evidence first; an exact value (a device pool) only where no
                 # durable predicate still separates the near misses
-                key = (bool(rate >= 0.5), c.tier, float(rate), c.attr)
+                key = (bool(rate >= 0.5), c.attr not in _PORTABLE, c.tier, float(rate), c.attr)
                 if best is None or key < best:
                     best, best_c = key, c
             if best_c is None or best is None or best[0]:
                 break  # nothing left that says much more
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
-            estimate *= max(best[2], 0.5 / n_near)
+            estimate *= max(best[3], 0.5 / n_near)
         return chosen
 
     def _finish(

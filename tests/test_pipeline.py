@@ -137,3 +137,20 @@ def test_same_inputs_same_bundle_bytes(demo, tmp_path: Path) -> None:
     a = pd.read_parquet(tmp_path / "assignments.parquet")
     b = pd.read_parquet(out / "assignments.parquet")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_portable_exports_published_with_the_bundle(demo) -> None:
+    out, _, _ = demo
+    bundle = load_bundle(out / "rules" / "bundle.json")
+    for kind in ("signups", "senders"):
+        cel = json.loads((out / "rules" / f"{kind}.cel.json").read_text())
+        active = [r for r in bundle["rules"] if r["kind"] == kind]
+        assert {r["id"] for r in cel["rules"]} == {r["id"] for r in active}
+    skipped = json.loads((out / "rules" / "rspamd" / "skipped.json").read_text())
+    senders = {r["id"] for r in bundle["rules"] if r["kind"] == "senders"}
+    exported = senders - {s["rule_id"] for s in skipped}
+    # at least one sender rule is exactly expressible in Rspamd, and every other says why not
+    assert exported, skipped
+    assert all(s["reason"] for s in skipped)
+    composites = (out / "rules" / "rspamd" / "composites.conf").read_text()
+    assert composites.count("expression") >= len(exported)
