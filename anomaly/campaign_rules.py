@@ -72,10 +72,14 @@ class Guard:
       ``enforce_background_lower``: a rule may not touch more than a sliver of ordinary traffic,
       however large its campaign;
     - on tonight's data and on every earlier day given, it hits at most ``max_traffic_share``
-      of the rows (blast radius).
+      of the rows (blast radius);
+    - its expected background hits per night, estimated among its near misses
+      (:meth:`anomaly.induction.GreedyRuleInducer._add_margin`), stay at most
+      ``max_expected_background``: no hit tonight does not prove a rule that strays daily.
     """
 
     enforce_precision_lower: float = 0.98
+    max_expected_background: float = 0.25
     enforce_background_lower: float = 0.999
     max_traffic_share: float = 0.1
     ttl_days: int = 7
@@ -205,6 +209,11 @@ def _to_rule(
                 f"hits {day_share:.2%} of {day['day']}'s rows > blast-radius cap "
                 f"{guard.max_traffic_share:.2%}"
             )
+    if found.expected_background > guard.max_expected_background:
+        reasons.append(
+            f"expected background hits {found.expected_background:.2f} a night > "
+            f"{guard.max_expected_background}"
+        )
     mode = "shadow" if reasons else "enforce"
     backtest = {
         "population": n_rows,
@@ -220,6 +229,7 @@ def _to_rule(
         "recall": round(found.recall, 6),
         "traffic_share": round(share, 6),
         "expected_hits_per_day": found.hits,
+        "expected_background_hits_per_day": round(found.expected_background, 6),
         "earlier_days": earlier,
     }
     return Rule(

@@ -99,6 +99,7 @@ class InducedRule:
     tier: int
     other_hits: int = 0  # hits on ignored rows (other flagged campaigns)
     core_attributes: tuple[str, ...] = ()  # the signal, without the safety margin
+    expected_background: float = 0.0  # estimated background hits per run (see _add_margin)
     weighted_recall: float | None = None  # recall in entity weights, when rows were weighted
 
     @property
@@ -224,10 +225,11 @@ class GreedyRuleInducer:
             pool = [c for c in candidates if c.attr not in used]
             rule = None
             for tier in (1, 2):
-                chosen = self._greedy([c for c in pool if c.tier <= tier], positive, neg)
+                chosen, estimate = self._greedy([c for c in pool if c.tier <= tier], positive, neg)
                 if not chosen:
                     continue
                 found = self._finish(chosen, attrs, positive, neg)
+                found.expected_background = estimate
                 # a durable rule wins unless exact values make it clearly more precise
                 if rule is None or found.precision_lower > rule.precision_lower + 0.005:
                     rule = found
@@ -298,7 +300,7 @@ class GreedyRuleInducer:
 
     def _greedy(
         self, pool: list[_Candidate], positive: np.ndarray, neg: np.ndarray
-    ) -> list[_Candidate]:
+    ) -> tuple[list[_Candidate], float]:
         wpos = np.where(positive, self._w, 0.0)
         need = self.min_recall * wpos.sum() - 1e-9
         cur = np.ones(len(positive), dtype=bool)
@@ -324,9 +326,11 @@ class GreedyRuleInducer:
             cur &= best_c.mask
             cur_fp = int(np.count_nonzero(cur & neg))
         chosen = _prune(chosen, neg)
+        estimate = float(np.count_nonzero(np.logical_and.reduce([c.mask for c in chosen]) & neg))
+        estimate += 0.5
         if chosen and self.safety_hits > 0:
-            chosen = self._add_margin(chosen, pool, wpos, need, neg)
-        return chosen
+            chosen, estimate = self._add_margin(chosen, pool, wpos, need, neg)
+        return chosen, estimate
 
     def _add_margin(
         self,
@@ -335,7 +339,7 @@ class GreedyRuleInducer:
         wpos: np.ndarray,
         need: float,
         neg: np.ndarray,
-    ) -> list[_Candidate]:
+    ) -> tuple[list[_Candidate], float]:
         """Add independent evidence while the rule's expected background hits stay too high.
 
         No background hit tonight cannot tell a rule that strays once a week from one that
@@ -346,7 +350,9 @@ class GreedyRuleInducer:
         separates there counts. Predicates are added, keeping recall, until the estimate falls
         below ``safety_hits``: portable ones first (a sender's domain or mailer, which Rspamd
         reads too), then durable ones, and an exact value (a device pool) only where no durable
-        one still separates. Network attributes are never a margin.
+        one still separates. Network attributes are never a margin. A rate measured on few near
+        misses says little, so it is shrunk towards the predicate's rate on the whole background
+        (20 pseudo-rows). Returns the predicates and the final estimate.
         """
         # The margin is client or identity evidence: where an entity connects from is what an
         # actor rotates first, and a margin that rotates away takes the rule with it. Margin
@@ -369,7 +375,8 @@ class GreedyRuleInducer:
                     continue
                 if float(wpos[cur & c.mask].sum()) < need:
                     continue
-                rate = np.count_nonzero(c.mask & near) / n_near
+                marginal = np.count_nonzero(c.mask & neg) / max(int(neg.sum()), 1)
+                rate = (np.count_nonzero(c.mask & near) + 20 * marginal) / (int(near.sum()) + 20)
                 # durable evidence first; an exact value (a device pool) only where no
                 # durable predicate still separates the near misses
                 key = (bool(rate >= 0.5), c.attr not in _PORTABLE, c.tier, float(rate), c.attr)
@@ -380,7 +387,7 @@ class GreedyRuleInducer:
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
             estimate *= max(best[3], 0.5 / n_near)
-        return chosen
+        return chosen, estimate
 
     def _finish(
         self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, neg: np.ndarray

@@ -49,6 +49,7 @@ class RuleConfig:
     max_predicates: int = 4
     enforce_precision_lower: float = 0.98  # Wilson 95% lower bound of precision to enforce
     enforce_background_lower: float = 0.999  # ... of the share of background left alone
+    max_expected_background: float = 0.25  # estimated background hits a night, at most
     max_traffic_share: float = 0.1  # blast-radius cap: share of a day's rows one rule may hit
     ttl_days: int = 7
     action: str = "block"

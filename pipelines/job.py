@@ -211,6 +211,7 @@ def detect(
             guard=Guard(
                 enforce_precision_lower=rc.enforce_precision_lower,
                 enforce_background_lower=rc.enforce_background_lower,
+                max_expected_background=rc.max_expected_background,
                 max_traffic_share=rc.max_traffic_share,
                 ttl_days=rc.ttl_days,
                 action=rc.action,
