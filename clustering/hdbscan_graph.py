@@ -9,6 +9,11 @@ whenever the exact MST only uses kNN edges, which holds for ``k`` comfortably ab
 an exact mutual-reachability MST over one representative per component (the point nearest the
 component's centroid), so the tree always spans every point. The condensed tree, stability and
 cluster selection are hdbscan's own (pinned version; see ``tests/test_clustering.py``).
+
+Determinism: the exact FAISS index gives the same graph whatever the thread count, and
+clusters are numbered by their first member, so the same rows in the same order give the same
+labels. Shuffled rows give the same partition except where mutual-reachability edges tie at a
+cluster border (ARI >= 0.995 in the tests).
 """
 
 from __future__ import annotations
