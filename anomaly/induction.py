@@ -86,6 +86,22 @@ _NETWORK = frozenset(
 )
 
 
+# An exact attribute and the coarser one it refines: where a lone exact predicate's near
+# misses live.
+_COARSER = {
+    "user_agent": "ua_build",
+    "ua_build": "ua_family",
+    "email_canonical": "email_domain",
+    "email_domain": "email_tld",
+    "ip_prefix24": "ip_prefix16",
+    "ip_prefix16": "ip_asn",
+    "sender_domain": "sender_tld",
+    "url_domain": "url_tld",
+    "sender_ip_prefix24": "sender_ip_prefix16",
+    "subject_skeleton": "subject_shape",
+}
+
+
 @dataclass
 class InducedRule:
     """A rule found for one campaign, with its figures on the data it was learned from."""
@@ -366,7 +382,7 @@ class GreedyRuleInducer:
         cur = np.logical_and.reduce([c.mask for c in chosen])
         estimate = float(np.count_nonzero(cur & neg)) + 0.5
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
-            near = _near_misses(chosen, neg)
+            near = self._near_misses(chosen, neg)
             n_near = max(int(near.sum()), 1)
             best: tuple[bool, bool, int, float, str] | None = None
             best_c: _Candidate | None = None
@@ -388,6 +404,22 @@ class GreedyRuleInducer:
             cur &= best_c.mask
             estimate *= max(best[3], 0.5 / n_near)
         return chosen, estimate
+
+    def _near_misses(self, chosen: list[_Candidate], neg: np.ndarray) -> np.ndarray:
+        """Background rows that pass all predicates of ``chosen`` but one.
+
+        A lone exact predicate (one app build on one phone model) has no "all but one": its
+        near misses are the rows that share the coarser value it refines (the same app build
+        on other phones), or the whole background where there is none.
+        """
+        if len(chosen) > 1:
+            passes = np.sum([c.mask for c in chosen], axis=0)
+            return neg & (passes >= len(chosen) - 1)
+        parent = _COARSER.get(chosen[0].attr)
+        for c in self._all_candidates or []:
+            if c.attr == parent:
+                return neg & c.mask
+        return neg.copy()
 
     def _finish(
         self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, neg: np.ndarray
@@ -415,14 +447,6 @@ class GreedyRuleInducer:
             weighted_recall=float(self._w[hit & positive].sum() / self._w[positive].sum()),
             tier=max(c.tier for c in chosen),
         )
-
-
-def _near_misses(chosen: list[_Candidate], neg: np.ndarray) -> np.ndarray:
-    """Background rows that pass all predicates of ``chosen`` but one (all rows if only one)."""
-    if len(chosen) == 1:
-        return neg.copy()
-    passes = np.sum([c.mask for c in chosen], axis=0)
-    return neg & (passes >= len(chosen) - 1)
 
 
 def _prune(chosen: list[_Candidate], neg: np.ndarray) -> list[_Candidate]:
