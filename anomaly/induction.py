@@ -149,6 +149,15 @@ class _Candidate:
     margin: bool = False  # added for safety, not part of the rule's core signal
 
 
+@dataclass
+class _Call:
+    """Working state of one :meth:`GreedyRuleInducer.induce` call (the inducer keeps none)."""
+
+    w: np.ndarray  # row weights for coverage and recall
+    candidates: list[_Candidate]
+    used: set[str]  # core attributes of the campaign's rules so far
+
+
 class GreedyRuleInducer:
     """Induce precise conjunctive rules for one campaign against the background.
 
@@ -231,20 +240,19 @@ class GreedyRuleInducer:
         if ignore is not None:
             neg &= ~np.asarray(ignore, dtype=bool)
         w = np.ones(len(attrs)) if weights is None else np.asarray(weights, dtype=np.float64)
-        self._w = w
-        candidates = self._candidates(attrs, positive)
-        self._all_candidates = candidates
+        ctx = _Call(w=w, candidates=[], used=set())
+        ctx.candidates = self._candidates(ctx, attrs, positive)
         rules: list[InducedRule] = []
-        used: set[str] = set()
-        self._used = used
         for _ in range(self.n_rules):
-            pool = [c for c in candidates if c.attr not in used]
+            pool = [c for c in ctx.candidates if c.attr not in ctx.used]
             rule = None
             for tier in (1, 2):
-                chosen, estimate = self._greedy([c for c in pool if c.tier <= tier], positive, neg)
+                chosen, estimate = self._greedy(
+                    ctx, [c for c in pool if c.tier <= tier], positive, neg
+                )
                 if not chosen:
                     continue
-                found = self._finish(chosen, attrs, positive, neg)
+                found = self._finish(ctx, chosen, attrs, positive, neg)
                 found.expected_background = estimate
                 # a durable rule wins unless exact values make it clearly more precise
                 if rule is None or found.precision_lower > rule.precision_lower + 0.005:
@@ -254,30 +262,32 @@ class GreedyRuleInducer:
             if rule is None or rule.precision < self.min_precision:
                 break
             rules.append(rule)
-            used.update(rule.core_attributes)
+            ctx.used.update(rule.core_attributes)
         return rules
 
-    def _candidates(self, attrs: pd.DataFrame, positive: np.ndarray) -> list[_Candidate]:
+    def _candidates(
+        self, ctx: _Call, attrs: pd.DataFrame, positive: np.ndarray
+    ) -> list[_Candidate]:
         out: list[_Candidate] = []
         for attr, (family, tier) in RULE_ATTRIBUTES[self.kind].items():
             if attr not in attrs:
                 continue
             col = attrs[attr]
             present = positive & col.notna().to_numpy()
-            if self._w[present].sum() < self.min_recall * self._w[positive].sum():
+            if ctx.w[present].sum() < self.min_recall * ctx.w[positive].sum():
                 continue  # too often missing in the campaign to carry a rule
             if family == "in":
-                cand = self._in_candidate(attr, tier, col, present)
+                cand = self._in_candidate(attr, tier, col, ctx.w, present)
             else:
-                cand = self._range_candidate(attr, tier, col, present)
+                cand = self._range_candidate(attr, tier, col, ctx.w, present)
             if cand is not None:
                 out.append(cand)
         return out
 
     def _in_candidate(
-        self, attr: str, tier: int, col: pd.Series, present: np.ndarray
+        self, attr: str, tier: int, col: pd.Series, weights: np.ndarray, present: np.ndarray
     ) -> _Candidate | None:
-        frame = pd.DataFrame({"v": col[present].to_numpy(), "n": self._w[present]})
+        frame = pd.DataFrame({"v": col[present].to_numpy(), "n": weights[present]})
         counts = frame.groupby("v", sort=False)["n"].sum().reset_index()
         counts = counts.sort_values(["n", "v"], ascending=[False, True], kind="stable")
         cum = counts["n"].cumsum().to_numpy()
@@ -296,10 +306,10 @@ class GreedyRuleInducer:
         return _Candidate(attr, tier, cond, mask)
 
     def _range_candidate(
-        self, attr: str, tier: int, col: pd.Series, present: np.ndarray
+        self, attr: str, tier: int, col: pd.Series, weights: np.ndarray, present: np.ndarray
     ) -> _Candidate | None:
         v = pd.to_numeric(col[present], errors="coerce").astype("float64").to_numpy()
-        w = self._w[present]
+        w = weights[present]
         ok = ~np.isnan(v)
         if not ok.any():
             return None
@@ -315,9 +325,9 @@ class GreedyRuleInducer:
         return _Candidate(attr, tier, cond, mask)
 
     def _greedy(
-        self, pool: list[_Candidate], positive: np.ndarray, neg: np.ndarray
+        self, ctx: _Call, pool: list[_Candidate], positive: np.ndarray, neg: np.ndarray
     ) -> tuple[list[_Candidate], float]:
-        wpos = np.where(positive, self._w, 0.0)
+        wpos = np.where(positive, ctx.w, 0.0)
         need = self.min_recall * wpos.sum() - 1e-9
         cur = np.ones(len(positive), dtype=bool)
         cur_fp = int(neg.sum())
@@ -345,13 +355,13 @@ class GreedyRuleInducer:
         estimate = float(np.count_nonzero(np.logical_and.reduce([c.mask for c in chosen]) & neg))
         estimate += 0.5
         if chosen and self.safety_hits > 0:
-            chosen, estimate = self._add_margin(chosen, pool, wpos, need, neg)
+            chosen, estimate = self._add_margin(ctx, chosen, wpos, need, neg)
         return chosen, estimate
 
     def _add_margin(
         self,
+        ctx: _Call,
         chosen: list[_Candidate],
-        pool: list[_Candidate],
         wpos: np.ndarray,
         need: float,
         neg: np.ndarray,
@@ -374,15 +384,11 @@ class GreedyRuleInducer:
         # actor rotates first, and a margin that rotates away takes the rule with it. Margin
         # attributes may repeat across a campaign's rules (they are not its signal), core
         # attributes may not.
-        pool = [
-            c
-            for c in self._all_candidates or pool
-            if c.attr not in _NETWORK and c.attr not in self._used
-        ]
+        pool = [c for c in ctx.candidates if c.attr not in _NETWORK and c.attr not in ctx.used]
         cur = np.logical_and.reduce([c.mask for c in chosen])
         estimate = float(np.count_nonzero(cur & neg)) + 0.5
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
-            near = self._near_misses(chosen, neg)
+            near = _near_misses(ctx, chosen, neg)
             n_near = max(int(near.sum()), 1)
             best: tuple[bool, bool, int, float, str] | None = None
             best_c: _Candidate | None = None
@@ -405,24 +411,13 @@ class GreedyRuleInducer:
             estimate *= max(best[3], 0.5 / n_near)
         return chosen, estimate
 
-    def _near_misses(self, chosen: list[_Candidate], neg: np.ndarray) -> np.ndarray:
-        """Background rows that pass all predicates of ``chosen`` but one.
-
-        A lone exact predicate (one app build on one phone model) has no "all but one": its
-        near misses are the rows that share the coarser value it refines (the same app build
-        on other phones), or the whole background where there is none.
-        """
-        if len(chosen) > 1:
-            passes = np.sum([c.mask for c in chosen], axis=0)
-            return neg & (passes >= len(chosen) - 1)
-        parent = _COARSER.get(chosen[0].attr)
-        for c in self._all_candidates or []:
-            if c.attr == parent:
-                return neg & c.mask
-        return neg.copy()
-
     def _finish(
-        self, chosen: list[_Candidate], attrs: pd.DataFrame, positive: np.ndarray, neg: np.ndarray
+        self,
+        ctx: _Call,
+        chosen: list[_Candidate],
+        attrs: pd.DataFrame,
+        positive: np.ndarray,
+        neg: np.ndarray,
     ) -> InducedRule:
         chosen = sorted(chosen, key=lambda c: c.attr)
         cond = (
@@ -444,9 +439,26 @@ class GreedyRuleInducer:
             campaign_size=int(positive.sum()),
             background_size=int(neg.sum()),
             other_hits=int(np.count_nonzero(hit & ~positive & ~neg)),
-            weighted_recall=float(self._w[hit & positive].sum() / self._w[positive].sum()),
+            weighted_recall=float(ctx.w[hit & positive].sum() / ctx.w[positive].sum()),
             tier=max(c.tier for c in chosen),
         )
+
+
+def _near_misses(ctx: _Call, chosen: list[_Candidate], neg: np.ndarray) -> np.ndarray:
+    """Background rows that pass all predicates of ``chosen`` but one.
+
+    A lone exact predicate (one app build on one phone model) has no "all but one": its
+    near misses are the rows that share the coarser value it refines (the same app build
+    on other phones), or the whole background where there is none.
+    """
+    if len(chosen) > 1:
+        passes = np.sum([c.mask for c in chosen], axis=0)
+        return neg & (passes >= len(chosen) - 1)
+    parent = _COARSER.get(chosen[0].attr)
+    for c in ctx.candidates:
+        if c.attr == parent:
+            return neg & c.mask
+    return neg.copy()
 
 
 def _prune(chosen: list[_Candidate], neg: np.ndarray) -> list[_Candidate]:

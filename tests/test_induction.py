@@ -86,3 +86,12 @@ def test_wilson_lower_bound_figures() -> None:
     assert round(wilson_lower(992, 1000), 3) == 0.984
     assert round(wilson_lower(50, 50), 3) == 0.929
     assert wilson_lower(0, 0) == 0.0
+
+
+def test_inducer_keeps_no_state_between_calls() -> None:
+    attrs, pos = _attrs()
+    inducer = GreedyRuleInducer("signups")
+    before = dict(vars(inducer))
+    first = inducer.induce(attrs, pos)
+    assert vars(inducer) == before
+    assert [r.condition for r in inducer.induce(attrs, pos)] == [r.condition for r in first]
