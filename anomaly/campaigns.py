@@ -108,6 +108,7 @@ def attach_noise(
     attributes: tuple[str, ...] | list[str],
     *,
     exclusive: float = 0.6,
+    rounds: int = 3,
 ) -> dict[int, np.ndarray]:
     """Entities outside every campaign that hold a value used mostly by one campaign.
 
@@ -127,6 +128,9 @@ def attach_noise(
         Campaign group id -> the cluster ids it is made of.
     attributes : columns whose values can attach an entity
     exclusive : float
+    rounds : int
+        Passes: the strays attached in one pass count as members in the next, so a value
+        held mostly by clustered members and strays together attaches the rest.
 
     Returns
     -------
@@ -146,17 +150,24 @@ def attach_noise(
     }
     for gid in sorted(groups):
         members = np.isin(labels, groups[gid])
-        gain = np.zeros(len(labels), dtype=bool)
-        for a, c in codes.items():
-            if len(totals[a]) == 0:
-                continue
-            held = c[members & (c >= 0)]
-            if len(held) == 0:
-                continue
-            inside = np.bincount(held, minlength=len(totals[a]))
-            excl = (inside >= 2) & (inside >= exclusive * totals[a])
-            gain |= noise & ~claimed & (c >= 0) & excl[np.maximum(c, 0)]
-        if gain.any():
-            out[gid] = np.flatnonzero(gain)
-            claimed |= gain
+        gained = np.zeros(len(labels), dtype=bool)
+        # Strays attached in one round make the values they carry the campaign's in the next
+        # (a look-alike URL domain shared by clustered members and strays alike).
+        for _ in range(rounds):
+            gain = np.zeros(len(labels), dtype=bool)
+            for a, c in codes.items():
+                if len(totals[a]) == 0:
+                    continue
+                held = c[(members | gained) & (c >= 0)]
+                if len(held) == 0:
+                    continue
+                inside = np.bincount(held, minlength=len(totals[a]))
+                excl = (inside >= 2) & (inside >= exclusive * totals[a])
+                gain |= noise & ~claimed & ~gained & (c >= 0) & excl[np.maximum(c, 0)]
+            if not gain.any():
+                break
+            gained |= gain
+        if gained.any():
+            out[gid] = np.flatnonzero(gained)
+            claimed |= gained
     return out

@@ -290,12 +290,21 @@ class GreedyRuleInducer:
         frame = pd.DataFrame({"v": col[present].to_numpy(), "n": weights[present]})
         counts = frame.groupby("v", sort=False)["n"].sum().reset_index()
         counts = counts.sort_values(["n", "v"], ascending=[False, True], kind="stable")
+        total = float(counts["n"].sum())
+        # A value one entity holds is that entity's, not the campaign's: where the values the
+        # campaign shares (a device pool) already cover enough of it, the strays swept in
+        # with it do not get their own values listed.
+        shared = counts[counts["n"] > 1 + 1e-9]
+        if len(shared) < len(counts) and shared["n"].sum() >= self.min_recall * total:
+            counts = shared
         cum = counts["n"].cumsum().to_numpy()
-        total = float(cum[-1])
         need = int(np.searchsorted(cum, self.value_coverage * total - 1e-9) + 1)
         need = min(need, len(counts))
         if need > self.max_values:
-            return None
+            # the longest list still carries a rule if it keeps the recall a rule needs
+            if cum[self.max_values - 1] < self.min_recall * total:
+                return None
+            need = self.max_values
         values = sorted(_native(v) for v in counts["v"].iloc[:need])
         mask = col.isin(values).fillna(False).to_numpy(dtype=bool)
         cond = (
@@ -352,16 +361,19 @@ class GreedyRuleInducer:
             cur &= best_c.mask
             cur_fp = int(np.count_nonzero(cur & neg))
         chosen = _prune(chosen, neg)
-        estimate = float(np.count_nonzero(np.logical_and.reduce([c.mask for c in chosen]) & neg))
-        estimate += 0.5
-        if chosen and self.safety_hits > 0:
-            chosen, estimate = self._add_margin(ctx, chosen, wpos, need, neg)
+        if not chosen:
+            return chosen, 0.5
+        anchor, estimate = _core_estimate(ctx, chosen, neg)
+        if self.safety_hits > 0:
+            chosen, estimate = self._add_margin(ctx, chosen, anchor, estimate, wpos, need, neg)
         return chosen, estimate
 
     def _add_margin(
         self,
         ctx: _Call,
         chosen: list[_Candidate],
+        anchor: _Candidate,
+        estimate: float,
         wpos: np.ndarray,
         need: float,
         neg: np.ndarray,
@@ -386,7 +398,10 @@ class GreedyRuleInducer:
         # attributes may not.
         pool = [c for c in ctx.candidates if c.attr not in _NETWORK and c.attr not in ctx.used]
         cur = np.logical_and.reduce([c.mask for c in chosen])
-        estimate = float(np.count_nonzero(cur & neg)) + 0.5
+        # A margin must also separate next to the rule's most specific predicate: near the
+        # predicates already added, an attribute it implies (an Android app's signup flow)
+        # looks like evidence.
+        core_near = _near_misses(ctx, [anchor], neg)
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
             near = _near_misses(ctx, chosen, neg)
             n_near = max(int(near.sum()), 1)
@@ -398,7 +413,9 @@ class GreedyRuleInducer:
                 if float(wpos[cur & c.mask].sum()) < need:
                     continue
                 marginal = np.count_nonzero(c.mask & neg) / max(int(neg.sum()), 1)
-                rate = (np.count_nonzero(c.mask & near) + 20 * marginal) / (int(near.sum()) + 20)
+                rate = max(
+                    _shrunk_rate(c.mask, near, marginal), _shrunk_rate(c.mask, core_near, marginal)
+                )
                 # durable evidence first; an exact value (a device pool) only where no
                 # durable predicate still separates the near misses
                 key = (bool(rate >= 0.5), c.attr not in _PORTABLE, c.tier, float(rate), c.attr)
@@ -459,6 +476,38 @@ def _near_misses(ctx: _Call, chosen: list[_Candidate], neg: np.ndarray) -> np.nd
         if c.attr == parent:
             return neg & c.mask
     return neg.copy()
+
+
+def _core_estimate(
+    ctx: _Call, chosen: list[_Candidate], neg: np.ndarray
+) -> tuple[_Candidate, float]:
+    """Expected background hits of a conjunction, and its most specific predicate.
+
+    Zero background hits tonight is weak evidence when one predicate did the work and the
+    others only trimmed a stray or two: a user agent matched by one benign row, and a
+    display-name shape that most of that app's users share. Starting from the most specific
+    predicate's hits (+0.5), each further predicate multiplies by its pass rate among the
+    near misses of those before it. The estimate is never below tonight's hits + 0.5.
+    """
+    hits = [int(np.count_nonzero(c.mask & neg)) for c in chosen]
+    order = sorted(range(len(chosen)), key=lambda i: (hits[i], chosen[i].attr))
+    anchor = chosen[order[0]]
+    estimate = hits[order[0]] + 0.5
+    seq = [anchor]
+    n_neg = max(int(neg.sum()), 1)
+    for i in order[1:]:
+        near = _near_misses(ctx, seq, neg)
+        marginal = np.count_nonzero(chosen[i].mask & neg) / n_neg
+        rate = _shrunk_rate(chosen[i].mask, near, marginal)
+        estimate *= max(rate, 0.5 / max(int(near.sum()), 1))
+        seq.append(chosen[i])
+    actual = int(np.count_nonzero(np.logical_and.reduce([c.mask for c in chosen]) & neg))
+    return anchor, max(estimate, actual + 0.5)
+
+
+def _shrunk_rate(mask: np.ndarray, rows: np.ndarray, prior: float) -> float:
+    """Share of ``rows`` in ``mask``, shrunk towards ``prior`` by 20 pseudo-rows."""
+    return (np.count_nonzero(mask & rows) + 20 * prior) / (int(rows.sum()) + 20)
 
 
 def _prune(chosen: list[_Candidate], neg: np.ndarray) -> list[_Candidate]:

@@ -32,7 +32,7 @@ from clustering.profiles import top_code_stats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FAMILIES", "CampaignScorer", "entity_scores"]
+__all__ = ["FAMILIES", "SUPPORTING_FAMILIES", "CampaignScorer", "entity_scores"]
 
 # Independent signal families: an actor rarely shares values in several of them by chance.
 FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -53,6 +53,14 @@ FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
         "identity": ("sender_domain", "sender_local_shape", "sender_tld"),
         "content": ("subject_skeleton", "url_domain", "url_tld"),
     },
+}
+
+# Families that count only beside another: mail senders share their provider's sending
+# addresses (an ESP's, a shop platform's) with strangers, so shared sending infrastructure
+# alone says "same provider", not "same actor".
+SUPPORTING_FAMILIES: dict[str, frozenset[str]] = {
+    "signups": frozenset(),
+    "senders": frozenset({"network"}),
 }
 
 # Behaviour columns where a *low* value is the suspicious one.
@@ -197,11 +205,14 @@ class CampaignScorer:
         fams = list(FAMILIES[self.kind])
         shared = feats[fams] >= self.family_floor
         out["families_shared"] = shared.sum(axis=1).astype(int)
+        supporting = SUPPORTING_FAMILIES.get(self.kind, frozenset())
+        primary = shared[[f for f in fams if f not in supporting]].any(axis=1)
         above = out["score"] > ens.threshold_
         unusual = out["entity_score"] >= self.entity_floor
-        out["flagged"] = above & unusual & (out["families_shared"] >= self.min_families)
+        enough = (out["families_shared"] >= self.min_families) & primary
+        out["flagged"] = above & unusual & enough
         out["reason"] = [
-            _reason(bool(a), float(e), self.entity_floor, row, fams, self.min_families)
+            _reason(bool(a), float(e), self.entity_floor, row, fams, self.min_families, supporting)
             for a, e, (_, row) in zip(above, out["entity_score"], shared.iterrows(), strict=True)
         ]
         self.metadata_ = {
@@ -222,13 +233,24 @@ class CampaignScorer:
 
 
 def _reason(
-    above: bool, escore: float, floor: float, shared: pd.Series, fams: list[str], need: int
+    above: bool,
+    escore: float,
+    floor: float,
+    shared: pd.Series,
+    fams: list[str],
+    need: int,
+    supporting: frozenset[str] = frozenset(),
 ) -> str:
     names = [f for f in fams if shared[f]]
+    if len(names) < need:
+        note = f" (needs {need})"
+    elif names and all(f in supporting for f in names):
+        note = f" ({' and '.join(names)} alone is shared by strangers: needs another family)"
+    else:
+        note = ""
     parts = [
         "beyond random groups" if above else "no more coordinated than random groups",
         f"members' mean entity score {escore:.2f} {'>=' if escore >= floor else '<'} {floor}",
-        f"shares {', '.join(names) if names else 'no family'}"
-        + ("" if len(names) >= need else f" (needs {need})"),
+        f"shares {', '.join(names) if names else 'no family'}" + note,
     ]
     return "; ".join(parts)

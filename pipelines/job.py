@@ -34,6 +34,7 @@ from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_key
 from clustering.features import build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
 from clustering.kinds import get_kind
+from clustering.pivots import split_on_pivots
 from clustering.profiles import cluster_profiles
 from pipelines.config import JobConfig
 from pipelines.readers import ReadResult
@@ -75,6 +76,12 @@ _MERGE_ATTRIBUTES = {
 _ATTACH_ATTRIBUTES = {
     "signups": ("email_domain", "email_canonical", "device_id"),
     "senders": ("sender_domain", "url_domain", "subject_skeleton"),
+}
+# One device or one mailbox behind many entities: where part of a cluster reuses them, that
+# part is split off (clustering.pivots). A sender is already one mailbox.
+_PIVOT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "signups": ("device_id", "email_canonical"),
+    "senders": (),
 }
 # Shared-infrastructure counts ("how many others signed up from this /24 today").
 _VELOCITY = {
@@ -161,7 +168,9 @@ def detect(
             max_cluster_share=kcfg.max_cluster_share,
             random_state=seed,
         ).fit(X)
-        labels = clusterer.labels_
+        labels = split_on_pivots(
+            entities, clusterer.labels_, _PIVOT_ATTRIBUTES[kind], min_size=kcfg.min_cluster_size
+        )
     with stages.stage(f"{kind}: scoring"):
         escore, emeta = entity_scores(_behaviour(kind, entities), random_state=seed)
         scorer = CampaignScorer(
