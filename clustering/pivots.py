@@ -28,7 +28,7 @@ def split_on_pivots(
     *,
     min_size: int,
     exclusive: float = 0.9,
-    max_share: float = 0.8,
+    max_share: float = 0.95,
 ) -> np.ndarray:
     """Labels with each cluster's pivot-sharing part split off as a cluster of its own.
 
