@@ -15,7 +15,7 @@ several rules per campaign over disjoint attributes, each precise on its own.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,8 +73,9 @@ RULE_ATTRIBUTES: dict[str, dict[str, tuple[str, int]]] = {
 # Sender attributes every mail filter reads from the raw message (Rspamd maps included): a
 # margin drawn from them keeps a rule exportable where a derived one would not.
 _PORTABLE = frozenset({"x_mailer", "sender_domain", "sender_tld", "sender_local", "sender"})
-# Where an entity connects from: durable enough for a rule, too changeable for its margin.
-_NETWORK = frozenset(
+# What an actor rotates first, night to night: where it connects from and where its links
+# point. Durable enough for a rule, too changeable for its margin.
+_ROTATED_FIRST = frozenset(
     {
         "ip_asn",
         "ip_country",
@@ -82,8 +83,13 @@ _NETWORK = frozenset(
         "ip_prefix24",
         "sender_ip_prefix16",
         "sender_ip_prefix24",
+        "url_domain",
+        "url_tld",
     }
 )
+# A margin names what the whole campaign shares; a long list of values (the shapes of
+# random usernames) memorises tonight's members instead.
+_MAX_MARGIN_VALUES = 8
 
 
 # An exact attribute and the coarser one it refines: where a lone exact predicate's near
@@ -156,6 +162,7 @@ class _Call:
     w: np.ndarray  # row weights for coverage and recall
     candidates: list[_Candidate]
     used: set[str]  # core attributes of the campaign's rules so far
+    margins: set[str] = field(default_factory=set)  # margin attributes of those rules
 
 
 class GreedyRuleInducer:
@@ -263,6 +270,7 @@ class GreedyRuleInducer:
                 break
             rules.append(rule)
             ctx.used.update(rule.core_attributes)
+            ctx.margins.update(set(rule.attributes) - set(rule.core_attributes))
         return rules
 
     def _candidates(
@@ -388,15 +396,22 @@ class GreedyRuleInducer:
         separates there counts. Predicates are added, keeping recall, until the estimate falls
         below ``safety_hits``: portable ones first (a sender's domain or mailer, which Rspamd
         reads too), then durable ones, and an exact value (a device pool) only where no durable
-        one still separates. Network attributes are never a margin. A rate measured on few near
+        one still separates. Network and link attributes are never a margin, nor a list of more
+        than a few values. A rate measured on few near
         misses says little, so it is shrunk towards the predicate's rate on the whole background
         (20 pseudo-rows). Returns the predicates and the final estimate.
         """
-        # The margin is client or identity evidence: where an entity connects from is what an
-        # actor rotates first, and a margin that rotates away takes the rule with it. Margin
-        # attributes may repeat across a campaign's rules (they are not its signal), core
-        # attributes may not.
-        pool = [c for c in ctx.candidates if c.attr not in _NETWORK and c.attr not in ctx.used]
+        # The margin is client or identity evidence: where an entity connects from and where
+        # its links point are what an actor rotates first, and a margin that rotates away
+        # takes the rule with it. Margin attributes may repeat across a campaign's rules (they
+        # are not its signal), core attributes may not.
+        pool = [
+            c
+            for c in ctx.candidates
+            if c.attr not in _ROTATED_FIRST
+            and c.attr not in ctx.used
+            and len(c.condition.get("values", ())) <= _MAX_MARGIN_VALUES
+        ]
         cur = np.logical_and.reduce([c.mask for c in chosen])
         # A margin must also separate next to the rule's most specific predicate: near the
         # predicates already added, an attribute it implies (an Android app's signup flow)
@@ -405,7 +420,7 @@ class GreedyRuleInducer:
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
             near = _near_misses(ctx, chosen, neg)
             n_near = max(int(near.sum()), 1)
-            best: tuple[bool, bool, int, float, str] | None = None
+            best: tuple[bool, bool, int, bool, float, str] | None = None
             best_c: _Candidate | None = None
             for c in pool:
                 if any(c.attr == ch.attr for ch in chosen):
@@ -416,16 +431,25 @@ class GreedyRuleInducer:
                 rate = max(
                     _shrunk_rate(c.mask, near, marginal), _shrunk_rate(c.mask, core_near, marginal)
                 )
-                # durable evidence first; an exact value (a device pool) only where no
-                # durable predicate still separates the near misses
-                key = (bool(rate >= 0.5), c.attr not in _PORTABLE, c.tier, float(rate), c.attr)
+                # durable evidence first, an exact value (a device pool) only where no
+                # durable predicate still separates the near misses; within a tier, one the
+                # campaign's earlier rules have not used as a margin, so one rotated value
+                # (tonight's URL TLD) cannot take all of them down
+                key = (
+                    bool(rate >= 0.5),
+                    c.attr not in _PORTABLE,
+                    c.tier,
+                    c.attr in ctx.margins,
+                    float(rate),
+                    c.attr,
+                )
                 if best is None or key < best:
                     best, best_c = key, c
             if best_c is None or best is None or best[0]:
                 break  # nothing left that says much more
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
-            estimate *= max(best[3], 0.5 / n_near)
+            estimate *= max(best[4], 0.5 / n_near)
         return chosen, estimate
 
     def _finish(

@@ -95,3 +95,84 @@ def test_inducer_keeps_no_state_between_calls() -> None:
     first = inducer.induce(attrs, pos)
     assert vars(inducer) == before
     assert [r.condition for r in inducer.induce(attrs, pos)] == [r.condition for r in first]
+
+
+def test_zero_hits_after_trimming_a_stray_is_weak_evidence() -> None:
+    # An app build used by 300 honest people, 2 of them on the campaign's exact phone model;
+    # most of the app's users share the campaign's display-name shape. The rule "model and
+    # shape" has no background hit tonight only because those 2 have another shape.
+    rng = np.random.default_rng(0)
+    n_bg, n_app, n_c = 5000, 300, 300
+    ua = np.array(
+        [f"web-{i % 50}" for i in range(n_bg)] + [f"app (m{i % 40})" for i in range(n_app)],
+        dtype=object,
+    )
+    ua[n_bg : n_bg + 2] = "app (farm)"
+    build = np.r_[["web"] * n_bg, ["app"] * n_app]
+    shape = np.r_[
+        rng.choice(["Aa Aa", "Aa"], n_bg), rng.choice(["Aa Aa", "Aa"], n_app, p=[0.8, 0.2])
+    ]
+    shape[n_bg : n_bg + 2] = "Aa"
+    attrs = pd.DataFrame(
+        {
+            "user_agent": np.r_[ua, ["app (farm)"] * n_c],
+            "ua_build": np.r_[build, ["app"] * n_c],
+            "display_name_shape": np.r_[shape, ["Aa Aa"] * n_c],
+        }
+    ).astype("string")
+    pos = np.r_[np.zeros(n_bg + n_app, bool), np.ones(n_c, bool)]
+    (rule,) = GreedyRuleInducer("signups", n_rules=1, safety_hits=0).induce(attrs, pos)
+    assert set(rule.attributes) == {"user_agent", "display_name_shape"}
+    assert rule.false_positives == 0
+    # (2 + 0.5) stray hits of the model, times the shape's rate among the app's users (~0.8)
+    assert 1.5 < rule.expected_background < 2.5
+
+
+def test_campaign_values_listed_without_the_strays_swept_in() -> None:
+    # 285 accounts on a pool of 30 devices, 15 strays on devices of their own: 45 values in
+    # all, more than the longest list, but the pool alone keeps the recall a rule needs
+    rng = np.random.default_rng(0)
+    n_bg, n_c = 5000, 300
+    dev = [f"d{i}" for i in range(n_bg)] + [f"pool{i % 30}" for i in range(285)]
+    dev += [f"own{i}" for i in range(15)]
+    attrs = pd.DataFrame(
+        {
+            "device_id": dev,
+            "username_shape": rng.choice(["a.a", "a99", "a"], n_bg + n_c),
+        }
+    ).astype("string")
+    pos = np.r_[np.zeros(n_bg, bool), np.ones(n_c, bool)]
+    rules = GreedyRuleInducer("signups", n_rules=1).induce(attrs, pos)
+    assert rules, "the device pool carries a rule"
+    cond = rules[0].condition
+    values = cond["values"] if cond.get("attr") == "device_id" else None
+    assert values is not None and len(values) == 30 and all(v.startswith("pool") for v in values)
+    assert rules[0].recall == 0.95 and rules[0].false_positives == 0
+
+
+def test_margins_avoid_what_campaigns_rotate_and_long_value_lists() -> None:
+    # A phishing template from freemail senders: tonight all its links are on .net and its
+    # senders' random local parts take many shapes. Neither may serve as a safety margin:
+    # tomorrow the links move and the shapes differ.
+    rng = np.random.default_rng(0)
+    n_bg, n_c = 6000, 400
+    shapes = [f"s{i}" for i in range(30)]
+    attrs = pd.DataFrame(
+        {
+            "subject_skeleton": np.r_[
+                [f"hello {i % 500}" for i in range(n_bg)],
+                rng.choice(["invoice # from acme", "invoice # from globex"], n_c),
+            ],
+            "url_tld": np.r_[
+                rng.choice(["com", "net", "org"], n_bg, p=[0.7, 0.2, 0.1]), ["net"] * n_c
+            ],
+            "sender_local_shape": np.r_[rng.choice(shapes, n_bg), rng.choice(shapes[:20], n_c)],
+            "sender_domain": rng.choice(["gmail.com", "outlook.com"], n_bg + n_c),
+        }
+    ).astype("string")
+    pos = np.r_[np.zeros(n_bg, bool), np.ones(n_c, bool)]
+    rules = GreedyRuleInducer("senders", n_rules=3).induce(attrs, pos)
+    assert rules
+    for r in rules:
+        margins = set(r.attributes) - set(r.core_attributes)
+        assert "url_tld" not in margins and "sender_local_shape" not in margins, r.condition

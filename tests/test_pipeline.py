@@ -30,9 +30,8 @@ def test_day2_quality_floor_signups(demo) -> None:
     _, _, fig = demo
     s = fig["signups"]
     assert s["campaign_recall"] >= 0.97, s
-    # issue 3 asks for 0.0001: measured 0 to 0.000118 over seeds 0-5, and 0.000118 (2 of
-    # 16,884) on this seed (see README); held here with room for one more stray
-    assert s["benign_hit_rate"] <= 0.0002, s
+    # issue 3's floor; measured 0 to 0.00006 (one row) a seed over seeds 0-13 (see README)
+    assert s["benign_hit_rate"] <= 0.0001, s
 
 
 def test_day2_quality_floor_senders(demo) -> None:
@@ -57,6 +56,21 @@ def test_every_planted_campaign_is_mostly_blocked(demo) -> None:
         for name, v in fig[kind]["groups"].items():
             if v["label"] == "campaign":
                 assert v["share_blocked"] >= 0.85, (kind, name, v)
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_next_day_floors_on_seeds_that_once_failed(seed: int, tmp_path: Path) -> None:
+    """Seed 7: shops on one ESP's addresses were flagged; 8: a phone farm shared its cluster
+    with its carrier's users; 9: phishing strays outside the cluster blocked every rule."""
+    _, fig = run_demo(tmp_path, seed=seed)
+    for kind in ("signups", "senders"):
+        assert fig[kind]["benign_hit_rate"] <= 0.0001, (kind, fig[kind])
+        for name, v in fig[kind]["groups"].items():
+            if v["label"] == "campaign":
+                assert v["share_blocked"] >= 0.85, (kind, name, v)
+            else:
+                assert v["blocked"] == 0, (kind, name, v)
+    assert fig["signups"]["campaign_recall"] >= 0.97
 
 
 def test_outputs_follow_the_contract(demo) -> None:

@@ -87,3 +87,49 @@ def test_attach_strays_through_exclusive_values_only() -> None:
     labels = np.array([0] * 9 + [-1, -1, -1] + [1] * 3)
     out = attach_noise(ent, labels, {0: [0]}, ["email_domain"])
     assert out[0].tolist() == [9]  # the stray on the campaign's throwaway domain; not gmail users
+
+
+def test_attach_strays_in_rounds() -> None:
+    # three strays share the campaign's template (5 of 8 holders: attached at once); with
+    # them, the campaign holds 5 of 7 holders of the URL domain, which attaches two more
+    ent = pd.DataFrame(
+        {
+            "subject_skeleton": ["s1"] * 5 + ["s1"] * 3 + ["other"] * 2 + ["x", "y"],
+            "url_domain": ["bad.net"] * 2 + [None] * 3 + ["bad.net"] * 5 + ["ok.com"] * 2,
+        }
+    )
+    labels = np.array([0] * 5 + [-1] * 7)
+    one = attach_noise(ent, labels, {0: [0]}, ["subject_skeleton", "url_domain"], rounds=1)
+    assert one[0].tolist() == [5, 6, 7]
+    out = attach_noise(ent, labels, {0: [0]}, ["subject_skeleton", "url_domain"])
+    assert out[0].tolist() == [5, 6, 7, 8, 9]  # never the two on ok.com
+
+
+def test_sender_cluster_sharing_only_its_sending_network_is_not_flagged() -> None:
+    rng = np.random.default_rng(0)
+    n_bg, n_c = 800, 60
+    n = n_bg + 2 * n_c
+    ent = pd.DataFrame(
+        {
+            "sender_ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
+            "sender_ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
+            "x_mailer": rng.choice(["m1", "m2", "m3"], n),
+            "sender_domain": [f"d{i}.com" for i in range(n)],
+            "sender_local_shape": rng.choice(["a", "a.a", "a99"], n),
+            "sender_tld": "com",
+            "subject_skeleton": [f"subject {i}" for i in range(n)],
+            "url_domain": [f"u{i}.com" for i in range(n)],
+            "url_tld": "com",
+        }
+    )
+    esp = slice(n_bg, n_bg + n_c)  # shops on one ESP's addresses, each its own mail
+    ent.loc[ent.index[esp], "sender_ip_prefix24"] = "54.240.8.0/24"
+    spam = slice(n_bg + n_c, n)  # one template from one network
+    ent.loc[ent.index[spam], "sender_ip_prefix24"] = "203.0.113.0/24"
+    ent.loc[ent.index[spam], "subject_skeleton"] = "your parcel # is waiting"
+    labels = np.r_[np.full(n_bg, -1), np.zeros(n_c, int), np.ones(n_c, int)]
+    escore = np.r_[rng.uniform(0, 0.5, n_bg), np.full(2 * n_c, 2.0)]
+    out = CampaignScorer("senders", n_reference=300, random_state=0).score(ent, labels, escore)
+    assert bool(out.loc[1, "flagged"]) is True, out.loc[1, "reason"]
+    assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
+    assert "needs another family" in out.loc[0, "reason"]
