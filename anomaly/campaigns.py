@@ -43,7 +43,8 @@ def merge_flagged(
         Share of a value's holders that must be in flagged (or candidate) clusters; a
         majority, not all: an actor's strays outside every cluster hold its values too.
     coverage : float
-        Share of each of the two clusters the value must cover.
+        Share of each of the two clusters that the exclusive values they share must cover
+        together.
 
     Returns
     -------
@@ -89,14 +90,20 @@ def merge_flagged(
         frame = pd.DataFrame({"c": labels[sel], "v": codes[sel]})
         counts = frame.value_counts(["v", "c"]).reset_index(name="n")
         flagged_total = counts.groupby("v")["n"].transform("sum")
-        counts = counts[
-            (flagged_total >= exclusive * totals[counts["v"].to_numpy()])
-            & (counts["n"] >= coverage * sizes.reindex(counts["c"]).to_numpy())
-        ]
+        counts = counts[flagged_total >= exclusive * totals[counts["v"].to_numpy()]]
+        # Two clusters join when the exclusive values they share cover enough of each
+        # *together*: a pool of 25 devices splits any cluster into small shares per device.
+        shared: dict[tuple[int, int], list[int]] = {}
         for _, group in counts.groupby("v"):
-            cs = sorted(int(c) for c in group["c"])
-            for other in cs[1:]:
-                union(cs[0], other)
+            held = sorted(zip(group["c"].astype(int), group["n"].astype(int), strict=True))
+            for i, (a, na) in enumerate(held):
+                for b, nb in held[i + 1 :]:
+                    acc = shared.setdefault((a, b), [0, 0])
+                    acc[0] += na
+                    acc[1] += nb
+        for (a, b), (na, nb) in sorted(shared.items()):
+            if na >= coverage * sizes[a] and nb >= coverage * sizes[b]:
+                union(a, b)
     groups = {c: find(c) for c in parent}
     return {c: g for c, g in groups.items() if g in flagged_set}
 

@@ -133,3 +133,13 @@ def test_sender_cluster_sharing_only_its_sending_network_is_not_flagged() -> Non
     assert bool(out.loc[1, "flagged"]) is True, out.loc[1, "reason"]
     assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
     assert "needs another family" in out.loc[0, "reason"]
+
+
+def test_merge_counts_shared_pool_values_together() -> None:
+    # two fragments of one farm on a pool of 40 devices: no single device covers 5% of the
+    # larger fragment, together they cover most of both
+    pool = [f"p{i % 40}" for i in range(800)]
+    ent = pd.DataFrame({"device_id": pool[:600] + pool[600:] + [f"own{i}" for i in range(300)]})
+    labels = np.array([0] * 600 + [1] * 200 + [2] * 300)
+    groups = merge_flagged(ent, labels, np.array([0, 1, 2]), ["device_id"])
+    assert groups[0] == groups[1] == 0 and groups[2] == 2
