@@ -22,12 +22,11 @@ import logging
 import time
 
 import numpy as np
-from hdbscan._hdbscan_linkage import label as _single_linkage_label
+from hdbscan._hdbscan_tree import outlier_scores
 from hdbscan.hdbscan_ import _tree_to_labels
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from clustering.index import NeighborIndex
+from clustering.linkage import kruskal_mst, mutual_reachability_edges, single_linkage_tree
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,10 @@ class GraphHDBSCAN:
         traffic can form one vast, loosely dense cluster; capping it makes the selection look
         inside, where campaigns are.
     index_method : {"auto", "flat", "ivf"}
-        Passed to :class:`clustering.index.NeighborIndex`.
+    exact_below, nlist, nprobe
+        The neighbour index: exact below ``exact_below`` rows, IVF with ``nlist`` cells
+        (default ``4 * sqrt(n)``) searched ``nprobe`` cells deep above; see
+        :class:`clustering.index.NeighborIndex`.
     random_state : int
         Seed of the index training.
 
@@ -63,6 +65,10 @@ class GraphHDBSCAN:
         Cluster per point, -1 for noise; clusters numbered by their smallest member index.
     probabilities_ : ndarray of shape (n_samples,)
         Membership strength in [0, 1].
+    outlier_scores_ : ndarray of shape (n_samples,)
+        GLOSH outlier score in [0, 1] (higher = more of an outlier), as ``hdbscan``'s.
+    condensed_tree_ : structured ndarray
+        hdbscan's condensed tree (parent, child, lambda_val, child_size).
     core_distances_ : ndarray of shape (n_samples,)
     neighbors_ : ndarray of shape (n_samples, n_neighbors)
         The kNN graph (ids into the fitted rows, the point itself first; -1 where missing).
@@ -83,6 +89,9 @@ class GraphHDBSCAN:
         cluster_selection_epsilon: float = 0.0,
         max_cluster_share: float = 1.0,
         index_method: str = "auto",
+        exact_below: int = 100_000,
+        nlist: int | None = None,
+        nprobe: int = 5,
         random_state: int = 0,
     ) -> None:
         self.min_cluster_size = min_cluster_size
@@ -92,12 +101,16 @@ class GraphHDBSCAN:
         self.cluster_selection_epsilon = cluster_selection_epsilon
         self.max_cluster_share = max_cluster_share
         self.index_method = index_method
+        self.exact_below = exact_below
+        self.nlist = nlist
+        self.nprobe = nprobe
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: None = None) -> GraphHDBSCAN:
         """Cluster ``X`` of shape (n_samples, n_features)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         n = len(X)
+        self.__dict__.pop("_outlier_scores", None)
         if self.min_cluster_size < 2:
             raise ValueError("min_cluster_size must be at least 2")
         min_samples = self.min_samples or self.min_cluster_size
@@ -105,6 +118,7 @@ class GraphHDBSCAN:
         if n < 2:
             self.labels_ = np.full(n, -1, dtype=np.int64)
             self.probabilities_ = np.zeros(n)
+            self.condensed_tree_ = None
             self.core_distances_ = np.zeros(n)
             self.neighbors_ = np.zeros((n, 0), dtype=np.int64)
             self.neighbor_distances_ = np.zeros((n, 0))
@@ -113,7 +127,15 @@ class GraphHDBSCAN:
             return self
         k = min(max(self.n_neighbors, min_samples), n)
         t0 = time.perf_counter()
-        self.index_ = NeighborIndex(method=self.index_method, random_state=self.random_state).fit(X)
+        self.index_ = NeighborIndex(
+            method=self.index_method,
+            exact_below=self.exact_below,
+            nlist=self.nlist,
+            nprobe=self.nprobe,
+            random_state=self.random_state,
+        ).fit(X)
+        timings["index"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         D, ids = self.index_.search(X, k)
         timings["knn"] = time.perf_counter() - t0
 
@@ -124,9 +146,10 @@ class GraphHDBSCAN:
         timings["mst"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        order = np.argsort(mst[:, 2], kind="stable")
-        slt = _single_linkage_label(np.ascontiguousarray(mst[order]))
-        labels, probs, _stab, _condensed, _ = _tree_to_labels(
+        slt = single_linkage_tree(mst, n)
+        timings["linkage"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        labels, probs, _stab, condensed, _ = _tree_to_labels(
             None,
             slt,
             min_cluster_size=self.min_cluster_size,
@@ -137,6 +160,7 @@ class GraphHDBSCAN:
         timings["tree"] = time.perf_counter() - t0
         self.labels_ = _renumber(np.asarray(labels, dtype=np.int64))
         self.probabilities_ = np.asarray(probs, dtype=np.float64)
+        self.condensed_tree_ = condensed
         self.core_distances_ = core
         self.neighbors_ = ids
         self.neighbor_distances_ = D
@@ -152,6 +176,25 @@ class GraphHDBSCAN:
         )
         return self
 
+    @property
+    def outlier_scores_(self) -> np.ndarray:
+        """GLOSH outlier score per point, in [0, 1] (higher = more of an outlier).
+
+        Computed from the condensed tree on first use (about a second a million points),
+        as ``hdbscan``'s ``outlier_scores_``.
+        """
+        cached = self.__dict__.get("_outlier_scores")
+        if cached is None:
+            n = len(self.labels_)
+            tree = self.condensed_tree_
+            cached = (
+                np.zeros(n)
+                if tree is None or len(tree) == 0
+                else np.asarray(outlier_scores(tree), dtype=np.float64)
+            )
+            self._outlier_scores = cached
+        return cached
+
     def fit_predict(self, X: np.ndarray, y: None = None) -> np.ndarray:
         return self.fit(X).labels_
 
@@ -165,51 +208,77 @@ def _max_size(share: float, n: int) -> int:
 def _mutual_reachability_mst(
     X: np.ndarray, D: np.ndarray, ids: np.ndarray, core: np.ndarray
 ) -> tuple[np.ndarray, int]:
-    """MST edges (i, j, weight) of the mutual-reachability kNN graph, joined across components."""
+    """MST edges (i, j, weight) of the mutual-reachability kNN graph, joined across components.
+
+    Returns the edges sorted by weight and the number of components of the kNN graph.
+    """
     n = len(X)
-    rows = np.repeat(np.arange(n), ids.shape[1])
-    cols = ids.ravel()
-    dist = D.ravel()
-    keep = (cols >= 0) & (cols != rows)
-    rows, cols, dist = rows[keep], cols[keep], dist[keep]
-    w = np.maximum(np.maximum(core[rows], core[cols]), dist)
-    # csgraph treats 0 as "no edge": duplicates collapse to one edge, and exact ties at zero
-    # weight (identical points) get a tiny positive weight that keeps their edge.
-    w = np.maximum(w, np.finfo(np.float64).tiny)
-    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
-    graph = _min_edge_graph(lo, hi, w, n)
-    tree = minimum_spanning_tree(graph).tocoo()
-    edges = np.column_stack([tree.row, tree.col, tree.data]).astype(np.float64)
-    n_comp, comp = connected_components(tree, directed=False)
+    rows, cols, w = mutual_reachability_edges(D, ids, core)
+    edges, comp = kruskal_mst(rows, cols, w, n)
+    n_comp = int(comp.max()) + 1 if n else 0
     if n_comp > 1:
-        edges = np.vstack([edges, _join_components(X, core, comp, n_comp)])
-    return edges, int(n_comp)
+        joins = _join_components(X, core, comp, n_comp)
+        edges = np.vstack([edges, joins])
+        edges = edges[np.argsort(edges[:, 2], kind="stable")]
+    return edges, n_comp
 
 
-def _min_edge_graph(lo: np.ndarray, hi: np.ndarray, w: np.ndarray, n: int):  # type: ignore[no-untyped-def]
-    """Sparse upper-triangular graph keeping the smallest weight of repeated edges."""
-    key = lo.astype(np.int64) * n + hi
-    order = np.lexsort((w, key))
-    key, w, lo, hi = key[order], w[order], lo[order], hi[order]
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    return coo_matrix((w[first], (lo[first], hi[first])), shape=(n, n)).tocsr()
+def _representatives(X: np.ndarray, comp: np.ndarray, n_comp: int) -> np.ndarray:
+    """Per component, the member nearest the component's centroid (lowest index on ties)."""
+    counts = np.bincount(comp, minlength=n_comp).astype(np.float64)
+    centre = (
+        np.column_stack(
+            [np.bincount(comp, weights=X[:, j], minlength=n_comp) for j in range(X.shape[1])]
+        )
+        / counts[:, None]
+    )
+    dist = ((X - centre[comp]) ** 2).sum(axis=1)
+    order = np.lexsort((np.arange(len(X)), dist, comp))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = comp[order][1:] != comp[order][:-1]
+    return order[first]
+
+
+# Above this many components their representatives are joined through a kNN graph of their
+# own rather than all pairs (a dense matrix of 4,096^2 float64 is 128 MiB).
+_DENSE_JOIN_MAX = 4096
 
 
 def _join_components(X: np.ndarray, core: np.ndarray, comp: np.ndarray, n_comp: int) -> np.ndarray:
-    """Edges of an exact mutual-reachability MST over one representative per component."""
-    reps = np.empty(n_comp, dtype=np.int64)
-    for c in range(n_comp):
-        members = np.flatnonzero(comp == c)
-        centre = X[members].mean(axis=0)
-        reps[c] = members[np.argmin(((X[members] - centre) ** 2).sum(axis=1))]
+    """Edges joining the kNN graph's components into one tree.
+
+    Each component is represented by the member nearest its centroid, and the components are
+    joined by the mutual-reachability MST over those representatives: exact over all pairs up
+    to ``_DENSE_JOIN_MAX`` components, else over the representatives' own kNN graph, joined
+    the same way again if that falls apart too. These edges only decide how clusters that are
+    already apart in the kNN graph merge high up the hierarchy, where every distance is large.
+    """
+    reps = _representatives(X, comp, n_comp)
     R = X[reps].astype(np.float64)
-    d = np.sqrt(np.maximum(((R[:, None, :] - R[None, :, :]) ** 2).sum(-1), 0.0))
-    mr = np.maximum(np.maximum(core[reps][:, None], core[reps][None, :]), d)
-    mr = np.maximum(mr, np.finfo(np.float64).tiny)
-    np.fill_diagonal(mr, 0.0)
-    tree = minimum_spanning_tree(np.triu(mr)).tocoo()
-    return np.column_stack([reps[tree.row], reps[tree.col], tree.data]).astype(np.float64)
+    core_r = core[reps]
+    if n_comp <= _DENSE_JOIN_MAX:
+        sq = (R**2).sum(axis=1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * R @ R.T, 0.0))
+        mr = np.maximum(np.maximum(core_r[:, None], core_r[None, :]), d)
+        iu, ju = np.triu_indices(n_comp, k=1)
+        edges, _ = kruskal_mst(iu, ju, mr[iu, ju], n_comp)
+    else:
+        k = min(32, n_comp)
+        sub = NeighborIndex(method="flat").fit(R)
+        Dr, ir = sub.search(R, k)
+        rows = np.repeat(np.arange(n_comp, dtype=np.int64), k)
+        cols = ir.ravel().astype(np.int64)
+        ok = (cols >= 0) & (cols != rows)
+        rows, cols, dist = rows[ok], cols[ok], Dr.ravel()[ok]
+        w = np.maximum(np.maximum(core_r[rows], core_r[cols]), dist)
+        edges, sub_comp = kruskal_mst(rows, cols, w, n_comp)
+        n_sub = int(sub_comp.max()) + 1
+        if n_sub > 1:
+            edges = np.vstack([edges, _join_components(R, core_r, sub_comp, n_sub)])
+    out = edges.copy()
+    out[:, 0] = reps[edges[:, 0].astype(np.int64)]
+    out[:, 1] = reps[edges[:, 1].astype(np.int64)]
+    return out
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:

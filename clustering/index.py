@@ -32,6 +32,8 @@ class NeighborIndex:
         IVF cells; default ``4 * sqrt(n)``.
     nprobe : int
         IVF cells visited per query.
+    train_per_cell : int
+        IVF k-means trains on at most this many sampled rows per cell.
     random_state : int
         Seed of the IVF k-means.
     """
@@ -42,12 +44,14 @@ class NeighborIndex:
         exact_below: int = 100_000,
         nlist: int | None = None,
         nprobe: int = 8,
+        train_per_cell: int = 64,
         random_state: int = 0,
     ) -> None:
         self.method = method
         self.exact_below = exact_below
         self.nlist = nlist
         self.nprobe = nprobe
+        self.train_per_cell = train_per_cell
         self.random_state = random_state
 
     def fit(self, X: np.ndarray) -> NeighborIndex:
@@ -65,19 +69,27 @@ class NeighborIndex:
         if method == "flat":
             index: faiss.Index = faiss.IndexFlatL2(d)
         else:
-            nlist = self.nlist or max(1, int(4 * np.sqrt(n)))
-            quantizer = faiss.IndexFlatL2(d)
-            ivf = faiss.IndexIVFFlat(quantizer, d, nlist)
-            ivf.cp.seed = int(self.random_state)
-            ivf.train(X)
-            ivf.nprobe = self.nprobe
-            index = ivf
+            index = self._train_ivf(X)
         index.add(X)
         self.index_ = index
         self.method_ = method
         self.n_features_in_ = d
         log.info("index %s over %d x %d built in %.2fs", method, n, d, time.perf_counter() - t0)
         return self
+
+    def _train_ivf(self, X: np.ndarray) -> faiss.IndexIVFFlat:
+        n, d = X.shape
+        nlist = self.nlist or max(1, int(4 * np.sqrt(n)))
+        quantizer = faiss.IndexFlatL2(d)
+        ivf = faiss.IndexIVFFlat(quantizer, d, nlist)
+        ivf.cp.seed = int(self.random_state)
+        # k-means on up to ``train_per_cell`` rows a cell: the cells only route queries, and
+        # FAISS's default (256 a cell, every row at a million) makes training cost more than
+        # the search
+        ivf.cp.max_points_per_centroid = self.train_per_cell
+        ivf.train(X)
+        ivf.nprobe = min(self.nprobe, nlist)
+        return ivf
 
     def search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return Euclidean distances and ids of the ``k`` nearest neighbours, shape (m, k).

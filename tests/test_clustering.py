@@ -88,3 +88,34 @@ def test_profiles_share_and_specificity() -> None:
     prof = cluster_profiles(ent, labels, ["a"], time=t)
     assert prof["size"].tolist() == [4, 2]
     assert prof.loc[0, "hour_concentration"] == pytest.approx(0.75)
+
+
+def test_ivf_graph_matches_exact_and_is_thread_count_deterministic() -> None:
+    import faiss
+
+    X = _blobs(n=16000, d=16, seed=3)
+    exact = GraphHDBSCAN(min_cluster_size=50, min_samples=10, index_method="flat").fit(X)
+    before = faiss.omp_get_max_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            m = GraphHDBSCAN(min_cluster_size=50, min_samples=10, index_method="ivf", nprobe=5)
+            runs.append(m.fit(X))
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
+    assert runs[0].index_.method_ == "ivf"
+    assert adjusted_rand_score(exact.labels_, runs[0].labels_) >= 0.97
+
+
+def test_outlier_scores_and_probabilities() -> None:
+    X = _blobs()
+    m = GraphHDBSCAN(min_cluster_size=50, min_samples=10).fit(X)
+    s = m.outlier_scores_
+    assert s.shape == (len(X),) and np.all((s >= 0) & (s <= 1))
+    noise = m.labels_ < 0
+    # the uniform noise sits far out: its GLOSH scores are higher than the members'
+    assert np.median(s[noise]) > np.median(s[~noise])
+    assert np.all(m.probabilities_[noise] == 0) and np.all(m.probabilities_[~noise] > 0)
+    assert m.outlier_scores_ is s  # computed once
