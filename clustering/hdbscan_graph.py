@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 
+import faiss
 import numpy as np
 from hdbscan._hdbscan_tree import outlier_scores
 from hdbscan.hdbscan_ import _tree_to_labels
@@ -56,8 +57,11 @@ class GraphHDBSCAN:
         The neighbour index: exact below ``exact_below`` rows, IVF with ``nlist`` cells
         (default ``4 * sqrt(n)``) searched ``nprobe`` cells deep above; see
         :class:`clustering.index.NeighborIndex`.
+    recall_sample : int
+        Rows whose exact neighbours are computed to measure the index's recall (logged, and
+        kept in ``index_recall_``); an exact index is not measured.
     random_state : int
-        Seed of the index training.
+        Seed of the index training and of the recall sample.
 
     Attributes
     ----------
@@ -76,6 +80,13 @@ class GraphHDBSCAN:
     index_ : NeighborIndex
     n_components_ : int
         Components of the kNN graph before joining.
+    index_recall_ : float
+        Share of the exact ``n_neighbors`` nearest neighbours the index found, on
+        ``recall_sample`` seeded rows (1.0 for the exact index).
+    exit_lambda_ : ndarray of shape (n_samples,)
+        ``1 / distance`` at which each point left its cluster in the condensed tree.
+    cluster_birth_lambda_ : ndarray of shape (n_clusters,)
+        The smallest ``exit_lambda_`` among each cluster's members (see :meth:`predict`).
     timings_ : dict
         Seconds per step.
     """
@@ -92,6 +103,7 @@ class GraphHDBSCAN:
         exact_below: int = 100_000,
         nlist: int | None = None,
         nprobe: int = 5,
+        recall_sample: int = 200,
         random_state: int = 0,
     ) -> None:
         self.min_cluster_size = min_cluster_size
@@ -104,6 +116,7 @@ class GraphHDBSCAN:
         self.exact_below = exact_below
         self.nlist = nlist
         self.nprobe = nprobe
+        self.recall_sample = recall_sample
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: None = None) -> GraphHDBSCAN:
@@ -123,6 +136,12 @@ class GraphHDBSCAN:
             self.neighbors_ = np.zeros((n, 0), dtype=np.int64)
             self.neighbor_distances_ = np.zeros((n, 0))
             self.n_components_ = n
+            self.min_samples_ = min_samples
+            self.exit_lambda_ = np.zeros(n)
+            self.cluster_birth_lambda_ = np.zeros(0)
+            self.index_recall_ = 1.0
+            if n == 1:
+                self.index_ = NeighborIndex(method="flat").fit(X)
             self.timings_ = timings
             return self
         k = min(max(self.n_neighbors, min_samples), n)
@@ -165,16 +184,90 @@ class GraphHDBSCAN:
         self.neighbors_ = ids
         self.neighbor_distances_ = D
         self.n_components_ = n_comp
+        self.min_samples_ = min_samples
+        # the distance at which each point left its cluster: new points are held to it
+        exit_lambda = np.zeros(n)
+        leaf = condensed["child"] < n
+        exit_lambda[condensed["child"][leaf]] = condensed["lambda_val"][leaf]
+        self.exit_lambda_ = exit_lambda
+        birth = np.full(int(self.labels_.max()) + 1, np.inf)
+        members = self.labels_ >= 0
+        np.minimum.at(birth, self.labels_[members], exit_lambda[members])
+        self.cluster_birth_lambda_ = birth
+        t0 = time.perf_counter()
+        self.index_recall_ = (
+            1.0
+            if self.index_.method_ == "flat"
+            else _graph_recall(X, ids, self.recall_sample, self.random_state)
+        )
+        timings["recall"] = time.perf_counter() - t0
         self.timings_ = timings
         log.info(
-            "clustered %d points: %d clusters, %.1f%% noise, %d graph components (%s)",
+            "clustered %d points: %d clusters, %.1f%% noise, %d graph components, "
+            "kNN recall %.3f on %d sampled rows (%s)",
             n,
             self.labels_.max() + 1,
             100 * float(np.mean(self.labels_ < 0)),
             n_comp,
+            self.index_recall_,
+            min(self.recall_sample, n),
             ", ".join(f"{k_} {v:.2f}s" for k_, v in timings.items()),
         )
         return self
+
+    def predict(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Assign new points to the fitted clusters through the saved index.
+
+        A new point ``q`` is placed as HDBSCAN would have placed it had it been in the data,
+        without refitting: its core distance is the distance to its ``min_samples - 1``-th
+        nearest fitted point (``q`` itself would have been the first), and its mutual
+        reachability to a fitted point ``j`` is ``max(core_q, core_j, d_qj)``. ``q`` joins
+        the cluster of the fitted neighbour ``j`` nearest in mutual reachability **if** ``j``
+        is in a cluster and that distance is no longer than the cluster's own scale: the
+        largest distance at which any of its members left it (``1 /
+        cluster_birth_lambda_``). Otherwise ``q`` is noise: its nearest neighbour is noise,
+        or it sits farther out than the cluster ever reached.
+
+        Parameters
+        ----------
+        Q : ndarray of shape (n_queries, n_features)
+
+        Returns
+        -------
+        labels : ndarray of int, shape (n_queries,)
+            Cluster label, -1 for noise.
+        strength : ndarray of float, shape (n_queries,)
+            ``(1 / mutual reachability) / exit_lambda_[j]`` capped at 1, 0 for noise.
+        """
+        Q = np.ascontiguousarray(Q, dtype=np.float32)
+        if Q.ndim != 2 or Q.shape[1] != self.index_.n_features_in_:
+            raise ValueError(
+                f"expected queries of shape (m, {self.index_.n_features_in_}), got {Q.shape}"
+            )
+        m = len(Q)
+        labels = np.full(m, -1, dtype=np.int64)
+        strength = np.zeros(m)
+        if m == 0 or len(self.labels_) == 0:
+            return labels, strength
+        k = max(self.min_samples_, 2)
+        D, ids = self.index_.search(Q, k)
+        core_q = D[:, min(self.min_samples_ - 1, D.shape[1]) - 1]
+        safe = np.maximum(ids, 0)
+        mr = np.maximum(np.maximum(core_q[:, None], self.core_distances_[safe]), D)
+        mr[ids < 0] = np.inf
+        best = np.argmin(mr, axis=1)
+        j = safe[np.arange(m), best]
+        d = mr[np.arange(m), best]
+        lam = np.where(d > 0, 1.0 / np.maximum(d, np.finfo(np.float64).tiny), np.inf)
+        lab = self.labels_[j]
+        birth = np.zeros(m)
+        if len(self.cluster_birth_lambda_):
+            birth = self.cluster_birth_lambda_[np.maximum(lab, 0)]
+        ok = np.isfinite(d) & (lab >= 0) & (lam >= birth)
+        labels[ok] = lab[ok]
+        exit_l = self.exit_lambda_[j]
+        strength[ok] = np.minimum(1.0, lam[ok] / np.maximum(exit_l[ok], 1e-300))
+        return labels, strength
 
     @property
     def outlier_scores_(self) -> np.ndarray:
@@ -197,6 +290,18 @@ class GraphHDBSCAN:
 
     def fit_predict(self, X: np.ndarray, y: None = None) -> np.ndarray:
         return self.fit(X).labels_
+
+
+def _graph_recall(X: np.ndarray, ids: np.ndarray, sample: int, seed: int) -> float:
+    """Share of the exact neighbours (by brute force) present in ``ids`` for sampled rows."""
+    if sample <= 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(X), size=min(sample, len(X)), replace=False))
+    k = ids.shape[1]
+    _, truth = faiss.knn(X[rows], X, k)  # brute force over X in place, no copy
+    hits = sum(len(set(t) & set(g)) for t, g in zip(truth, ids[rows], strict=True))
+    return hits / truth.size
 
 
 def _max_size(share: float, n: int) -> int:

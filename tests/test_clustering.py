@@ -119,3 +119,32 @@ def test_outlier_scores_and_probabilities() -> None:
     assert np.median(s[noise]) > np.median(s[~noise])
     assert np.all(m.probabilities_[noise] == 0) and np.all(m.probabilities_[~noise] > 0)
     assert m.outlier_scores_ is s  # computed once
+
+
+def test_new_points_join_their_clusters_through_the_saved_index() -> None:
+    import pickle
+
+    X = _blobs(n=6000, d=8, seed=1)
+    rng = np.random.default_rng(0)
+    held = rng.random(len(X)) < 0.1
+    m = GraphHDBSCAN(min_cluster_size=50, min_samples=10).fit(X[~held])
+    assert 0.0 <= m.index_recall_ <= 1.0
+    full = GraphHDBSCAN(min_cluster_size=50, min_samples=10).fit(X).labels_
+    m2 = pickle.loads(pickle.dumps(m))  # the saved model: index included
+    labels, strength = m2.predict(X[held])
+    assert labels.shape == strength.shape == (int(held.sum()),)
+    # held-out points land where clustering them with the rest puts them
+    assert adjusted_rand_score(full[held], labels) >= 0.9
+    # far away from everything: noise
+    far, s_far = m2.predict(np.full((3, 8), 1e3, dtype=np.float32))
+    assert far.tolist() == [-1, -1, -1] and s_far.tolist() == [0.0, 0.0, 0.0]
+    assert np.all((strength >= 0) & (strength <= 1))
+    with pytest.raises(ValueError):
+        m2.predict(np.zeros((2, 3)))
+
+
+def test_index_recall_is_measured_for_the_ivf_index() -> None:
+    X = _blobs(n=12000, d=8, seed=2)
+    m = GraphHDBSCAN(min_cluster_size=50, min_samples=10, index_method="ivf").fit(X)
+    assert m.index_.method_ == "ivf" and 0.5 < m.index_recall_ <= 1.0
+    assert "recall" in m.timings_
