@@ -127,14 +127,21 @@ def rules_for_campaigns(
     """
     inducer = inducer or GreedyRuleInducer(kind)
     guard = guard or Guard()
-    ent = event_entity.astype("string").to_numpy()
+    # entity ids as integer codes: membership tests over a million rows stay hash lookups
+    codes, uniques = pd.factorize(event_entity.astype("string"), use_na_sentinel=False)
     n_rows = len(attrs)
     # every entity weighs 1 in coverage and recall, however many rows (messages) it has
-    _, inverse, counts = np.unique(ent.astype(str), return_inverse=True, return_counts=True)
-    weights = 1.0 / counts[inverse]
+    counts = np.bincount(codes, minlength=len(uniques))
+    weights = 1.0 / counts[codes]
     out: list[Rule] = []
     flagged_ids = sorted({str(c) for c in campaigns.loc[campaigns["flagged"], "campaign_id"]})
-    rows_of = {cid: np.isin(ent, members[cid]) for cid in flagged_ids}
+    lookup = pd.Index(uniques)
+    rows_of = {}
+    for cid in flagged_ids:
+        held = lookup.get_indexer(pd.Index(members[cid]).astype("string"))
+        is_member = np.zeros(len(uniques), dtype=bool)
+        is_member[held[held >= 0]] = True
+        rows_of[cid] = is_member[codes]
     any_flagged = np.logical_or.reduce(list(rows_of.values())) if rows_of else None
     seen: set[str] = set()
     for cid in flagged_ids:
