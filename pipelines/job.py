@@ -510,6 +510,7 @@ def run_job(
     with stages.stage("report"):
         write_report(out / "report.html", record, kinds, bundle)
     record["timings"] = dict(stages.timings)
+    record["peak_rss_mib"] = dict(stages.peak_rss_mib)
     atomic_write_text(
         out / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ class Stages:
     def __init__(self, show_progress: bool | None = None) -> None:
         self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
         self.timings: dict[str, float] = {}
+        # the process's peak resident memory when each stage ended: a high-water mark, so
+        # the stage where it jumps is the one that needed the memory
+        self.peak_rss_mib: dict[str, float] = {}
         self._progress: Any = None
         self._task: Any = None
 
@@ -61,7 +65,14 @@ class Stages:
         finally:
             dt = time.perf_counter() - t0
             self.timings[name] = round(self.timings.get(name, 0.0) + dt, 4)
+            self.peak_rss_mib[name] = round(_peak_rss_mib(), 1)
             if self._progress is not None and task is not None:
                 self._progress.update(task, completed=1, description=f"{name} ({dt:.1f}s)")
             else:
                 log.info("stage %s: %.2fs", name, dt)
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

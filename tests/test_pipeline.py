@@ -101,6 +101,8 @@ def test_outputs_follow_the_contract(demo) -> None:
     assert record["inputs"]["signups"]["rows_read"] == 20_000
     assert len(record["inputs"]["signups"]["sha256"]) == 64
     assert {"signups: clustering", "senders: rules", "report"} <= set(record["timings"])
+    peaks = record["peak_rss_mib"]
+    assert set(peaks) == set(record["timings"]) and all(v > 0 for v in peaks.values())
     bundle = load_bundle(out / "rules" / "bundle.json")
     assert bundle["rules"], "no rules"
     for rule in bundle["rules"]:
