@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import faiss
 import numpy as np
@@ -52,6 +53,10 @@ class GraphHDBSCAN:
         Largest share of the points one selected cluster may hold (1.0: no limit). Ordinary
         traffic can form one vast, loosely dense cluster; capping it makes the selection look
         inside, where campaigns are.
+    algorithm : {"graph", "exact"}
+        ``graph``: the MST of the kNN graph (the default, any size). ``exact``: ``hdbscan``'s
+        exact all-pairs MST (O(n^2) memory: small inputs and tests); the flat index is still
+        built for :meth:`predict`.
     index_method : {"auto", "flat", "ivf"}
     exact_below, nlist, nprobe
         The neighbour index: exact below ``exact_below`` rows, IVF with ``nlist`` cells
@@ -104,6 +109,7 @@ class GraphHDBSCAN:
         nlist: int | None = None,
         nprobe: int = 5,
         recall_sample: int = 200,
+        algorithm: str = "graph",
         random_state: int = 0,
     ) -> None:
         self.min_cluster_size = min_cluster_size
@@ -117,6 +123,7 @@ class GraphHDBSCAN:
         self.nlist = nlist
         self.nprobe = nprobe
         self.recall_sample = recall_sample
+        self.algorithm = algorithm
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: None = None) -> GraphHDBSCAN:
@@ -127,6 +134,8 @@ class GraphHDBSCAN:
         if self.min_cluster_size < 2:
             raise ValueError("min_cluster_size must be at least 2")
         min_samples = self.min_samples or self.min_cluster_size
+        if self.algorithm not in ("graph", "exact"):
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; use graph or exact")
         timings: dict[str, float] = {}
         if n < 2:
             self.labels_ = np.full(n, -1, dtype=np.int64)
@@ -147,7 +156,7 @@ class GraphHDBSCAN:
         k = min(max(self.n_neighbors, min_samples), n)
         t0 = time.perf_counter()
         self.index_ = NeighborIndex(
-            method=self.index_method,
+            method="flat" if self.algorithm == "exact" else self.index_method,
             exact_below=self.exact_below,
             nlist=self.nlist,
             nprobe=self.nprobe,
@@ -161,22 +170,26 @@ class GraphHDBSCAN:
         t0 = time.perf_counter()
         core = D[:, min(min_samples, k) - 1].copy()
         core[~np.isfinite(core)] = np.nanmax(np.where(np.isfinite(D), D, np.nan))
-        mst, n_comp = _mutual_reachability_mst(X, D, ids, core)
-        timings["mst"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        slt = single_linkage_tree(mst, n)
-        timings["linkage"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        labels, probs, _stab, condensed, _ = _tree_to_labels(
-            None,
-            slt,
-            min_cluster_size=self.min_cluster_size,
-            cluster_selection_method=self.cluster_selection_method,
-            cluster_selection_epsilon=self.cluster_selection_epsilon,
-            max_cluster_size=_max_size(self.max_cluster_share, n),
-        )
-        timings["tree"] = time.perf_counter() - t0
+        if self.algorithm == "exact":
+            labels, probs, condensed = self._fit_exact(X, min_samples)
+            n_comp = 1
+            timings["exact"] = time.perf_counter() - t0
+        else:
+            mst, n_comp = _mutual_reachability_mst(X, D, ids, core)
+            timings["mst"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            slt = single_linkage_tree(mst, n)
+            timings["linkage"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            labels, probs, _stab, condensed, _ = _tree_to_labels(
+                None,
+                slt,
+                min_cluster_size=self.min_cluster_size,
+                cluster_selection_method=self.cluster_selection_method,
+                cluster_selection_epsilon=self.cluster_selection_epsilon,
+                max_cluster_size=_max_size(self.max_cluster_share, n),
+            )
+            timings["tree"] = time.perf_counter() - t0
         self.labels_ = _renumber(np.asarray(labels, dtype=np.int64))
         self.probabilities_ = np.asarray(probs, dtype=np.float64)
         self.condensed_tree_ = condensed
@@ -268,6 +281,21 @@ class GraphHDBSCAN:
         exit_l = self.exit_lambda_[j]
         strength[ok] = np.minimum(1.0, lam[ok] / np.maximum(exit_l[ok], 1e-300))
         return labels, strength
+
+    def _fit_exact(self, X: np.ndarray, min_samples: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``hdbscan``'s own exact MST (Prim's over all pairs): for small inputs and tests."""
+        import hdbscan
+
+        ref = hdbscan.HDBSCAN(
+            min_cluster_size=self.min_cluster_size,
+            min_samples=max(1, min_samples - 1),  # hdbscan does not count the point itself
+            cluster_selection_method=self.cluster_selection_method,
+            cluster_selection_epsilon=self.cluster_selection_epsilon,
+            max_cluster_size=_max_size(self.max_cluster_share, len(X)),
+            algorithm="generic",
+            core_dist_n_jobs=1,
+        ).fit(X.astype(np.float64))
+        return ref.labels_, ref.probabilities_, ref.condensed_tree_._raw_tree
 
     @property
     def outlier_scores_(self) -> np.ndarray:

@@ -148,3 +148,17 @@ def test_index_recall_is_measured_for_the_ivf_index() -> None:
     m = GraphHDBSCAN(min_cluster_size=50, min_samples=10, index_method="ivf").fit(X)
     assert m.index_.method_ == "ivf" and 0.5 < m.index_recall_ <= 1.0
     assert "recall" in m.timings_
+
+
+def test_exact_path_agrees_with_the_graph_and_with_sklearn() -> None:
+    X = _blobs(n=3000, d=8, seed=4)
+    exact = GraphHDBSCAN(min_cluster_size=50, min_samples=10, algorithm="exact").fit(X)
+    graph = GraphHDBSCAN(min_cluster_size=50, min_samples=10).fit(X)
+    ref = HDBSCAN(min_cluster_size=50, min_samples=10, copy=True).fit_predict(X)
+    assert adjusted_rand_score(ref, exact.labels_) >= 0.99
+    assert adjusted_rand_score(exact.labels_, graph.labels_) >= 0.97
+    assert exact.outlier_scores_.shape == (len(X),)
+    labels, _ = exact.predict(X[:50])
+    assert adjusted_rand_score(exact.labels_[:50], labels) >= 0.9
+    with pytest.raises(ValueError, match="algorithm"):
+        GraphHDBSCAN(algorithm="boruvka").fit(X)

@@ -49,6 +49,16 @@ ESTIMATORS: dict[str, tuple[Callable[[], Any], Callable[[Any], np.ndarray]]] = {
         lambda: GraphHDBSCAN(min_cluster_size=20, min_samples=5, random_state=0),
         lambda est: est.fit(_data()).labels_,
     ),
+    "graph-hdbscan-ivf-predict": (
+        lambda: GraphHDBSCAN(
+            min_cluster_size=20, min_samples=5, index_method="ivf", nlist=16, random_state=0
+        ),
+        lambda est: est.fit(_data()).predict(_data(1))[0],
+    ),
+    "graph-hdbscan-exact": (
+        lambda: GraphHDBSCAN(min_cluster_size=20, min_samples=5, algorithm="exact"),
+        lambda est: est.fit(_data()).labels_,
+    ),
     "char-ngram-embedder": (
         lambda: CharNgramEmbedder(n_components=6, random_state=0),
         lambda est: est.fit(_texts()).transform(_texts()),
