@@ -153,6 +153,8 @@ def build_features(
     names : list of str
         One name per feature column.
     """
+    # each block is cast on arrival: a million rows of 130 float64 columns, stacked, would
+    # hold three copies of the matrix at once
     blocks: list[np.ndarray] = []
     names: list[str] = []
     n = len(entities)
@@ -162,7 +164,7 @@ def build_features(
         vals = entities[col]
         vec = hashed_value_vectors(vals, spec.block_dim, salt=col)
         vec *= (weight * rarity_weights(vals))[:, None]
-        blocks.append(vec)
+        blocks.append(vec.astype(np.float32))
         names += [f"{col}#{j}" for j in range(spec.block_dim)]
     for col, weight in spec.numeric.items():
         if col not in entities:
@@ -172,7 +174,7 @@ def build_features(
             values = np.log1p(
                 pd.to_numeric(values, errors="coerce").astype("float64").clip(lower=0)
             )
-        blocks.append((weight * _robust_scale(values))[:, None])
+        blocks.append((weight * _robust_scale(values))[:, None].astype(np.float32))
         names.append(col)
     for col, weight in spec.cyclic.items():
         if col not in entities:
@@ -184,22 +186,26 @@ def build_features(
         )
         ang = 2 * np.pi * np.nan_to_num(h, nan=0.0) / 24.0
         present = ~np.isnan(h)
-        blocks.append(weight * np.column_stack([np.cos(ang), np.sin(ang)]) * present[:, None])
+        blocks.append(
+            (weight * np.column_stack([np.cos(ang), np.sin(ang)]) * present[:, None]).astype(
+                np.float32
+            )
+        )
         names += [f"{col}_cos", f"{col}_sin"]
     for col, weight in spec.counts.items():
         if col not in entities:
             continue
-        blocks.append((weight * _crowd_size(entities[col]))[:, None])
+        blocks.append((weight * _crowd_size(entities[col]))[:, None].astype(np.float32))
         names.append(f"{col}_count")
     for col, weight in spec.text.items():
         if col not in entities:
             continue
         texts = entities[col].astype("string").fillna("").tolist()
         emb = CharNgramEmbedder(n_components=spec.text_dim, random_state=random_state)
-        blocks.append(weight * emb.fit_transform(texts))
+        blocks.append((weight * emb.fit_transform(texts)).astype(np.float32))
         names += [f"{col}~{j}" for j in range(spec.text_dim)]
     if not blocks:
         return np.zeros((n, 0), dtype=np.float32), []
-    X = np.hstack(blocks).astype(np.float32)
+    X = np.hstack(blocks)
     log.info("features: %d entities x %d columns", n, X.shape[1])
     return X, names
