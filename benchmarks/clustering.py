@@ -487,7 +487,12 @@ def _seconds(r: dict[str, Any] | None) -> tuple[float | None, str]:
         return None, "not run"
     if r["status"] == "ok":
         return r["seconds"], "measured"
-    if r["status"] == "over_cap" and r.get("projected"):
+    # a run killed at the cap took at least the cap: a projection below it is no estimate
+    if (
+        r["status"] == "over_cap"
+        and r.get("projected")
+        and r["projected_seconds"] > r.get("cap_seconds", 0)
+    ):
         return r["projected_seconds"], "projected"
     if r["status"] == "over_cap":
         return r["cap_seconds"], "lower_bound"
