@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.demo import run_demo
-
 # Issue 3's next-day floors on signups, and the same per-campaign and look-alike floors on mail.
 FLOORS = {"signup_recall": 0.97, "each_campaign": 0.85, "benign_hit_rate": 0.0001}
 
@@ -58,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="seeds 0-1 at half scale")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # Run as a script, this folder is sys.path[0], and benchmarks/clustering.py would shadow
+    # the clustering package that the demo imports.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [q for q in sys.path if Path(q or ".").resolve() != here]
+    from pipelines.demo import run_demo
+
     if args.quick:
         args.seeds = [0, 1]
         args.signups_per_day //= 2
