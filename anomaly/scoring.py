@@ -207,6 +207,12 @@ class CampaignScorer:
         out["families_shared"] = shared.sum(axis=1).astype(int)
         supporting = SUPPORTING_FAMILIES.get(self.kind, frozenset())
         primary = shared[[f for f in fams if f not in supporting]].any(axis=1)
+        brand = _brand_mail(entities, labels, feats.index)
+        if brand is not None:
+            # Senders whose links go to their own domain (a shop's order mail) share templates
+            # as every shop does: their content counts only beside identity or client evidence.
+            own = [f for f in fams if f not in supporting and f != "content"]
+            primary = primary & (~brand | shared[own].any(axis=1))
         above = out["score"] > ens.threshold_
         unusual = out["entity_score"] >= self.entity_floor
         enough = (out["families_shared"] >= self.min_families) & primary
@@ -230,6 +236,26 @@ class CampaignScorer:
             ens.threshold_,
         )
         return out
+
+
+def _brand_mail(
+    entities: pd.DataFrame, labels: np.ndarray, clusters: pd.Index, share: float = 0.9
+) -> pd.Series | None:
+    """Per cluster: do at least ``share`` of its senders link to their own domain?"""
+    if "sender_domain" not in entities or "url_domain" not in entities:
+        return None
+    sd = entities["sender_domain"].astype("string").str.lower().fillna("").tolist()
+    ud = entities["url_domain"].astype("string").str.lower().fillna("").tolist()
+    aligned = np.array(
+        [
+            bool(s) and bool(u) and (u == s or u.endswith("." + s))
+            for s, u in zip(sd, ud, strict=True)
+        ],
+        dtype=bool,
+    )
+    members = labels >= 0
+    per = pd.Series(aligned[members]).groupby(labels[members]).mean()
+    return (per.reindex(clusters).fillna(0.0) >= share).astype(bool)
 
 
 def _reason(

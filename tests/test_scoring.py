@@ -133,6 +133,15 @@ def test_sender_cluster_sharing_only_its_sending_network_is_not_flagged() -> Non
     assert bool(out.loc[1, "flagged"]) is True, out.loc[1, "reason"]
     assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
     assert "needs another family" in out.loc[0, "reason"]
+    # the same shops sharing their order templates too, each linking to its own site: still
+    # brand mail, not a campaign
+    shops = ent.index[esp]
+    ent.loc[shops, "subject_skeleton"] = "your order # has shipped"
+    ent.loc[shops, "url_domain"] = ["www." + d for d in ent.loc[shops, "sender_domain"]]
+    out = CampaignScorer("senders", n_reference=300, random_state=0).score(ent, labels, escore)
+    assert out.loc[0, "content"] >= 0.3
+    assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
+    assert bool(out.loc[1, "flagged"]) is True, out.loc[1, "reason"]
 
 
 def test_merge_counts_shared_pool_values_together() -> None:
