@@ -10,7 +10,12 @@ an exact mutual-reachability MST over one representative per component (the poin
 component's centroid), so the tree always spans every point. The condensed tree, stability and
 cluster selection are hdbscan's own (pinned version; see ``tests/test_clustering.py``).
 
-Determinism: the exact FAISS index gives the same graph whatever the thread count, and
+The MST (filter-Kruskal) and the single-linkage labelling are compiled with numba
+(``clustering/linkage.py``).
+
+Determinism: the flat and the IVF index give the same graph whatever FAISS's thread count
+(its k-means averages each centroid in row order, IVF lists keep row order, queries are
+searched independently; tested with 1 and 2 threads), MST ties break by edge position, and
 clusters are numbered by their first member, so the same rows in the same order give the same
 labels. Shuffled rows give the same partition except where mutual-reachability edges tie at a
 cluster border (ARI >= 0.995 in the tests).
