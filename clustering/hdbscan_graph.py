@@ -27,12 +27,11 @@ import logging
 import time
 from typing import Any
 
-import faiss
 import numpy as np
 from hdbscan._hdbscan_tree import outlier_scores
 from hdbscan.hdbscan_ import _tree_to_labels
 
-from clustering.index import NeighborIndex
+from clustering.index import NeighborIndex, knn_recall
 from clustering.linkage import kruskal_mst, mutual_reachability_edges, single_linkage_tree
 
 log = logging.getLogger(__name__)
@@ -216,7 +215,7 @@ class GraphHDBSCAN:
         self.index_recall_ = (
             1.0
             if self.index_.method_ == "flat"
-            else _graph_recall(X, ids, self.recall_sample, self.random_state)
+            else knn_recall(None, X, ids.shape[1], self.recall_sample, self.random_state, found=ids)
         )
         timings["recall"] = time.perf_counter() - t0
         self.timings_ = timings
@@ -323,18 +322,6 @@ class GraphHDBSCAN:
 
     def fit_predict(self, X: np.ndarray, y: None = None) -> np.ndarray:
         return self.fit(X).labels_
-
-
-def _graph_recall(X: np.ndarray, ids: np.ndarray, sample: int, seed: int) -> float:
-    """Share of the exact neighbours (by brute force) present in ``ids`` for sampled rows."""
-    if sample <= 0:
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(X), size=min(sample, len(X)), replace=False))
-    k = ids.shape[1]
-    _, truth = faiss.knn(X[rows], X, k)  # brute force over X in place, no copy
-    hits = sum(len(set(t) & set(g)) for t, g in zip(truth, ids[rows], strict=True))
-    return hits / truth.size
 
 
 def _max_size(share: float, n: int) -> int:

@@ -155,20 +155,16 @@ def kruskal_mst(
     m = _kruskal_into(parent, rank, order, u, v, w, out_u, out_v, out_w, m)
     tu, tv, tw = out_u[:m], out_v[:m], out_w[:m]
     edges = np.column_stack([tu.astype(np.float64), tv.astype(np.float64), tw.astype(np.float64)])
-    return edges, _components(tu, tv, n)
+    return edges, _component_ids(parent)
 
 
 @numba.njit(cache=True, nogil=True)
-def _components(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    parent = np.arange(n)
-    for i in range(len(u)):
-        a = _find(parent, u[i])
-        b = _find(parent, v[i])
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    comp = np.full(n, -1, dtype=np.int64)
-    next_id = 0
+def _component_ids(parent: np.ndarray) -> np.ndarray:
+    """Component ids 0.. in order of first vertex, from Kruskal's own union-find."""
+    n = len(parent)
+    comp = np.empty(n, dtype=np.int64)
     root_id = np.full(n, -1, dtype=np.int64)
+    next_id = 0
     for x in range(n):
         r = _find(parent, x)
         if root_id[r] < 0:
