@@ -8,7 +8,8 @@ whenever the exact MST only uses kNN edges, which holds for ``k`` comfortably ab
 ``min_samples`` in practice. When the kNN graph falls apart into components, they are joined by
 an exact mutual-reachability MST over one representative per component (the point nearest the
 component's centroid), so the tree always spans every point. The condensed tree, stability and
-cluster selection are hdbscan's own (pinned version; see ``tests/test_clustering.py``).
+cluster selection are a numba port of hdbscan's (``clustering/condense.py``; identical results to
+the pinned version, see ``tests/test_condense.py``).
 
 The MST (filter-Kruskal) and the single-linkage labelling are compiled with numba
 (``clustering/linkage.py``).
@@ -27,10 +28,11 @@ import logging
 import time
 from typing import Any
 
+import numba
 import numpy as np
 from hdbscan._hdbscan_tree import outlier_scores
-from hdbscan.hdbscan_ import _tree_to_labels
 
+from clustering.condense import tree_to_labels
 from clustering.index import NeighborIndex, knn_recall
 from clustering.linkage import kruskal_mst, mutual_reachability_edges, single_linkage_tree
 
@@ -64,7 +66,7 @@ class GraphHDBSCAN:
     index_method : {"auto", "flat", "ivf"}
     exact_below, nlist, nprobe
         The neighbour index: exact below ``exact_below`` rows, IVF with ``nlist`` cells
-        (default ``4 * sqrt(n)``) searched ``nprobe`` cells deep above; see
+        (default ``2 * sqrt(n)``) searched ``nprobe`` cells deep above; see
         :class:`clustering.index.NeighborIndex`.
     recall_sample : int
         Rows whose exact neighbours are computed to measure the index's recall (logged, and
@@ -111,7 +113,7 @@ class GraphHDBSCAN:
         index_method: str = "auto",
         exact_below: int = 100_000,
         nlist: int | None = None,
-        nprobe: int = 5,
+        nprobe: int = 3,
         recall_sample: int = 200,
         algorithm: str = "graph",
         random_state: int = 0,
@@ -168,7 +170,7 @@ class GraphHDBSCAN:
         ).fit(X)
         timings["index"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        D, ids = self.index_.search(X, k)
+        D, ids = self.index_.self_knn(X, k)
         timings["knn"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -185,8 +187,7 @@ class GraphHDBSCAN:
             slt = single_linkage_tree(mst, n)
             timings["linkage"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            labels, probs, _stab, condensed, _ = _tree_to_labels(
-                None,
+            labels, probs, _stab, condensed = tree_to_labels(
                 slt,
                 min_cluster_size=self.min_cluster_size,
                 cluster_selection_method=self.cluster_selection_method,
@@ -350,18 +351,32 @@ def _mutual_reachability_mst(
 
 def _representatives(X: np.ndarray, comp: np.ndarray, n_comp: int) -> np.ndarray:
     """Per component, the member nearest the component's centroid (lowest index on ties)."""
-    counts = np.bincount(comp, minlength=n_comp).astype(np.float64)
-    centre = (
-        np.column_stack(
-            [np.bincount(comp, weights=X[:, j], minlength=n_comp) for j in range(X.shape[1])]
-        )
-        / counts[:, None]
-    )
-    dist = ((X - centre[comp]) ** 2).sum(axis=1)
-    order = np.lexsort((np.arange(len(X)), dist, comp))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = comp[order][1:] != comp[order][:-1]
-    return order[first]
+    return _nearest_to_centroid(np.ascontiguousarray(X), comp.astype(np.int64), n_comp)
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_to_centroid(X: np.ndarray, comp: np.ndarray, n_comp: int) -> np.ndarray:
+    n, d = X.shape
+    centre = np.zeros((n_comp, d))
+    counts = np.zeros(n_comp)
+    for i in range(n):
+        counts[comp[i]] += 1.0
+        for t in range(d):
+            centre[comp[i], t] += X[i, t]
+    for c in range(n_comp):
+        centre[c] /= counts[c]
+    best = np.full(n_comp, np.inf)
+    rep = np.full(n_comp, -1, dtype=np.int64)
+    for i in range(n):
+        c = comp[i]
+        s = 0.0
+        for t in range(d):
+            diff = X[i, t] - centre[c, t]
+            s += diff * diff
+        if s < best[c]:  # strict: the lowest index wins ties
+            best[c] = s
+            rep[c] = i
+    return rep
 
 
 # Above this many components their representatives are joined through a kNN graph of their

@@ -145,17 +145,32 @@ def kruskal_mst(
     if len(w) > 4 * n and 0 < light_share < 1:
         pivot = np.partition(w, int(light_share * len(w)))[int(light_share * len(w))]
         light = np.flatnonzero(w <= pivot)
-        order = light[np.argsort(w[light], kind="stable")]
+        order = light[_stable_argsort(w[light])]
         m = _kruskal_into(parent, rank, order, u, v, w, out_u, out_v, out_w, m)
         heavy = np.flatnonzero(w > pivot)
         heavy = heavy[_still_joining(parent, u[heavy], v[heavy])]
-        order = heavy[np.argsort(w[heavy], kind="stable")]
+        order = heavy[_stable_argsort(w[heavy])]
     else:
-        order = np.argsort(w, kind="stable")
+        order = _stable_argsort(w)
     m = _kruskal_into(parent, rank, order, u, v, w, out_u, out_v, out_w, m)
     tu, tv, tw = out_u[:m], out_v[:m], out_w[:m]
     edges = np.column_stack([tu.astype(np.float64), tv.astype(np.float64), tw.astype(np.float64)])
     return edges, _component_ids(parent)
+
+
+def _stable_argsort(w: np.ndarray) -> np.ndarray:
+    """``np.argsort(w, kind="stable")`` for float32 weights, about twice as fast.
+
+    Non-negative float32 values order like their bit patterns, so weight and position pack
+    into one uint64 key whose plain (SIMD) sort is the stable order.
+    """
+    if len(w) >= 2**32 or not (w >= 0).all():  # NaN and negatives fail the test too
+        return np.argsort(w, kind="stable")
+    w = w + np.float32(0.0)  # -0.0 becomes +0.0, whose bits sort first
+    key = w.view(np.uint32).astype(np.uint64) << np.uint64(32)
+    key |= np.arange(len(w), dtype=np.uint64)
+    key.sort()
+    return (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)

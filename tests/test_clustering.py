@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,15 +96,17 @@ def test_ivf_graph_matches_exact_and_is_thread_count_deterministic() -> None:
 
     X = _blobs(n=16000, d=16, seed=3)
     exact = GraphHDBSCAN(min_cluster_size=50, min_samples=10, index_method="flat").fit(X)
-    before = faiss.omp_get_max_threads()
+    before = faiss.omp_get_max_threads(), numba.get_num_threads()
     try:
         runs = []
         for threads in (1, 2):
             faiss.omp_set_num_threads(threads)
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
             m = GraphHDBSCAN(min_cluster_size=50, min_samples=10, index_method="ivf", nprobe=5)
             runs.append(m.fit(X))
     finally:
-        faiss.omp_set_num_threads(before)
+        faiss.omp_set_num_threads(before[0])
+        numba.set_num_threads(before[1])
     np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
     assert runs[0].index_.method_ == "ivf"
     assert adjusted_rand_score(exact.labels_, runs[0].labels_) >= 0.97
