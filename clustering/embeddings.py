@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
@@ -27,6 +28,8 @@ class CharNgramEmbedder:
         Character n-gram lengths (within word boundaries).
     n_features : int
         Hashing space size.
+    max_fit_rows : int
+        The SVD is fitted on at most this many seeded rows (the IDF on all of them).
     random_state : int
         Seed of the SVD.
 
@@ -42,11 +45,13 @@ class CharNgramEmbedder:
         n_components: int = 16,
         ngram_range: tuple[int, int] = (2, 4),
         n_features: int = 2**18,
+        max_fit_rows: int = 100_000,
         random_state: int = 0,
     ) -> None:
         self.n_components = n_components
         self.ngram_range = ngram_range
         self.n_features = n_features
+        self.max_fit_rows = max_fit_rows
         self.random_state = random_state
 
     def _hash(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
@@ -62,9 +67,17 @@ class CharNgramEmbedder:
 
     def fit(self, texts: Sequence[str]) -> CharNgramEmbedder:
         """Fit the IDF weights and the SVD on ``texts`` (n_samples,)."""
-        counts = self._hash(texts)
+        return self._fit_counts(self._hash(texts))
+
+    def _fit_counts(self, counts: sparse.csr_matrix) -> CharNgramEmbedder:
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
         weighted = self.tfidf_.transform(counts)
+        if weighted.shape[0] > self.max_fit_rows:
+            # the SVD learns a dozen directions: a seeded sample finds the same ones at a
+            # fraction of the cost (the IDF above still counts every row)
+            rng = np.random.default_rng(self.random_state)
+            rows = np.sort(rng.choice(weighted.shape[0], size=self.max_fit_rows, replace=False))
+            weighted = weighted[rows]
         n_comp = min(self.n_components, weighted.shape[0] - 1, weighted.shape[1] - 1)
         if n_comp < 1 or weighted.nnz == 0:
             self.svd_ = None
@@ -76,14 +89,19 @@ class CharNgramEmbedder:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``; returns float32 array of shape (n_samples, n_components)."""
-        out = np.zeros((len(texts), self.n_components), dtype=np.float32)
+        return self._transform_counts(self._hash(texts))
+
+    def _transform_counts(self, counts: sparse.csr_matrix) -> np.ndarray:
+        out = np.zeros((counts.shape[0], self.n_components), dtype=np.float32)
         if self.svd_ is None:
             return out
-        Z = self.svd_.transform(self.tfidf_.transform(self._hash(texts)))
+        Z = self.svd_.transform(self.tfidf_.transform(counts))
         norms = np.linalg.norm(Z, axis=1, keepdims=True)
         Z = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
         out[:, : Z.shape[1]] = Z
         return out
 
     def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
-        return self.fit(texts).transform(texts)
+        """Fit on ``texts`` and embed them, hashing them once."""
+        counts = self._hash(texts)
+        return self._fit_counts(counts)._transform_counts(counts)

@@ -48,3 +48,27 @@ def test_char_ngram_embedder_groups_templates() -> None:
     assert same > other
     again = CharNgramEmbedder(n_components=8, random_state=0).fit_transform(texts)
     np.testing.assert_array_equal(Z, again)
+
+
+def test_embedder_fitted_on_a_sample_separates_templates_as_well() -> None:
+    rng = np.random.default_rng(4)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    stems = ["".join(rng.choice(letters, size=int(rng.integers(4, 9)))) for _ in range(300)]
+    stem = rng.integers(0, 300, size=4000)
+    texts = [stems[i] + str(rng.integers(1, 999)) for i in stem]
+    full = CharNgramEmbedder(n_components=8, random_state=0).fit_transform(texts)
+    sampled = CharNgramEmbedder(n_components=8, max_fit_rows=1000, random_state=0)
+    Z = sampled.fit_transform(texts)
+    np.testing.assert_array_equal(Z, sampled.transform(texts))
+    again = CharNgramEmbedder(n_components=8, max_fit_rows=1000, random_state=0)
+    np.testing.assert_array_equal(Z, again.fit_transform(texts))
+
+    def separation(E: np.ndarray) -> float:
+        # share of (same-template, other-template) pairs ordered the right way
+        a = rng.integers(0, len(texts), 20000)
+        b = rng.integers(0, len(texts), 20000)
+        d = np.linalg.norm(E[a] - E[b], axis=1)
+        same = (stem[a] == stem[b]) & (a != b)
+        return float((d[same][:, None] < d[~same][None, :2000]).mean())
+
+    assert separation(Z) >= separation(full) - 0.03
