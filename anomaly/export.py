@@ -49,7 +49,7 @@ from anomaly.rules import (
     validate_condition,
 )
 from clustering.attributes import attributes_for, compute_attributes, sql_identifier, sql_string
-from clustering.kinds import KINDS, get_kind
+from clustering.kinds import KINDS, SpecView, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,7 @@ _ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _BUNDLE_ID = re.compile(r"[0-9a-f]{64}")
 _INACTIVE = frozenset({"disabled", "expired"})  # statuses that match nothing
 # allowlist_entries: the attribute each plain list is about, per kind (None: not available)
-_ALLOW_ATTRS: dict[str, dict[str, str | None]] = {
-    "signups": {"domains": "email_domain", "asns": "ip_asn", "prefixes": "ip", "ids": "account_id"},
-    "senders": {
-        "domains": "sender_domain",
-        "asns": None,
-        "prefixes": "sender_ip",
-        "ids": "message_id",
-    },
-}
+_ALLOW_ATTRS: SpecView[dict[str, str | None]] = SpecView(lambda s: s.allowlist)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 

@@ -23,70 +23,22 @@ import pandas as pd
 
 from anomaly.rules import evaluate
 from anomaly.stats import wilson_lower
+from clustering.kinds import SpecView
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RULE_ATTRIBUTES", "GreedyRuleInducer", "InducedRule"]
 
-# attribute -> (predicate family, durability tier): tier 1 is what an actor cannot cheaply change
-RULE_ATTRIBUTES: dict[str, dict[str, tuple[str, int]]] = {
-    "signups": {
-        "username_shape": ("in", 1),
-        "display_name_shape": ("in", 1),
-        "email_tld": ("in", 1),
-        "ua_build": ("in", 1),
-        "ua_family": ("in", 1),
-        "ua_os": ("in", 1),
-        "ip_asn": ("in", 1),
-        "ip_country": ("in", 1),
-        "signup_flow": ("in", 1),
-        "email_local_has_plus": ("in", 1),
-        "email_plus_tag_len": ("range", 1),
-        "username_len": ("range", 1),
-        "username_digits": ("range", 1),
-        "username_vowel_share": ("range", 1),
-        "email_local_dots": ("range", 1),
-        "captcha_score": ("range", 1),
-        "email_domain": ("in", 2),
-        "email_canonical": ("in", 2),
-        "ip_prefix16": ("in", 2),
-        "ip_prefix24": ("in", 2),
-        "device_id": ("in", 2),
-        "user_agent": ("in", 2),
-    },
-    "senders": {
-        "sender_local_shape": ("in", 1),
-        "sender_tld": ("in", 1),
-        "subject_skeleton": ("in", 1),
-        "subject_shape": ("in", 1),
-        "x_mailer": ("in", 1),
-        "url_tld": ("in", 1),
-        "recipient_count": ("range", 1),
-        "sender_domain": ("in", 2),
-        "url_domain": ("in", 2),
-        "sender_ip_prefix24": ("in", 2),
-        "sender_ip_prefix16": ("in", 2),
-    },
-}
-
-
-# Sender attributes every mail filter reads from the raw message (Rspamd maps included): a
-# margin drawn from them keeps a rule exportable where a derived one would not.
-_PORTABLE = frozenset({"x_mailer", "sender_domain", "sender_tld", "sender_local", "sender"})
+# Per kind, from its entity spec (clustering/specs/*.toml for the built-in kinds):
+# attribute -> (predicate family, durability tier); tier 1 is what an actor cannot cheaply
+# change.
+RULE_ATTRIBUTES: SpecView[dict[str, tuple[str, int]]] = SpecView(lambda s: s.rule_attributes)
+# Attributes every filter reads from the raw event (mail filters: sender, X-Mailer): a margin
+# drawn from them keeps a rule exportable where a derived one would not.
+_PORTABLE: SpecView[frozenset[str]] = SpecView(lambda s: s.portable)
 # What an actor rotates first, night to night: where it connects from and where its links
 # point. Durable enough for a rule, too changeable for its margin.
-_ROTATED_FIRST = frozenset(
-    {
-        "ip_asn",
-        "ip_country",
-        "ip_prefix16",
-        "ip_prefix24",
-        "sender_ip_prefix16",
-        "sender_ip_prefix24",
-        "url_domain",
-        "url_tld",
-    }
-)
+_ROTATED_FIRST: SpecView[frozenset[str]] = SpecView(lambda s: s.rotated_first)
 # A margin names what the whole campaign shares; a long list of values (the shapes of
 # random usernames) memorises tonight's members instead.
 _MAX_MARGIN_VALUES = 8
@@ -94,18 +46,7 @@ _MAX_MARGIN_VALUES = 8
 
 # An exact attribute and the coarser one it refines: where a lone exact predicate's near
 # misses live.
-_COARSER = {
-    "user_agent": "ua_build",
-    "ua_build": "ua_family",
-    "email_canonical": "email_domain",
-    "email_domain": "email_tld",
-    "ip_prefix24": "ip_prefix16",
-    "ip_prefix16": "ip_asn",
-    "sender_domain": "sender_tld",
-    "url_domain": "url_tld",
-    "sender_ip_prefix24": "sender_ip_prefix16",
-    "subject_skeleton": "subject_shape",
-}
+_COARSER: SpecView[dict[str, str]] = SpecView(lambda s: s.coarser)
 
 
 @dataclass
@@ -162,6 +103,7 @@ class _Call:
     w: np.ndarray  # row weights for coverage and recall
     candidates: list[_Candidate]
     used: set[str]  # core attributes of the campaign's rules so far
+    kind: str = ""
     margins: set[str] = field(default_factory=set)  # margin attributes of those rules
 
 
@@ -247,7 +189,7 @@ class GreedyRuleInducer:
         if ignore is not None:
             neg &= ~np.asarray(ignore, dtype=bool)
         w = np.ones(len(attrs)) if weights is None else np.asarray(weights, dtype=np.float64)
-        ctx = _Call(w=w, candidates=[], used=set())
+        ctx = _Call(w=w, candidates=[], used=set(), kind=self.kind)
         ctx.candidates = self._candidates(ctx, attrs, positive)
         rules: list[InducedRule] = []
         for _ in range(self.n_rules):
@@ -408,7 +350,7 @@ class GreedyRuleInducer:
         pool = [
             c
             for c in ctx.candidates
-            if c.attr not in _ROTATED_FIRST
+            if c.attr not in _ROTATED_FIRST[ctx.kind]
             and c.attr not in ctx.used
             and len(c.condition.get("values", ())) <= _MAX_MARGIN_VALUES
         ]
@@ -437,7 +379,7 @@ class GreedyRuleInducer:
                 # (tonight's URL TLD) cannot take all of them down
                 key = (
                     bool(rate >= 0.5),
-                    c.attr not in _PORTABLE,
+                    c.attr not in _PORTABLE[ctx.kind],
                     c.tier,
                     c.attr in ctx.margins,
                     float(rate),
@@ -495,7 +437,7 @@ def _near_misses(ctx: _Call, chosen: list[_Candidate], neg: np.ndarray) -> np.nd
     if len(chosen) > 1:
         passes = np.sum([c.mask for c in chosen], axis=0)
         return neg & (passes >= len(chosen) - 1)
-    parent = _COARSER.get(chosen[0].attr)
+    parent = _COARSER[ctx.kind].get(chosen[0].attr)
     for c in ctx.candidates:
         if c.attr == parent:
             return neg & c.mask

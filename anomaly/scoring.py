@@ -28,47 +28,23 @@ import numpy as np
 import pandas as pd
 
 from anomaly.detectors import DetectorEnsemble
+from clustering.kinds import SpecView
 from clustering.profiles import top_code_stats
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FAMILIES", "SUPPORTING_FAMILIES", "CampaignScorer", "entity_scores"]
 
+# Per kind, from its entity spec (clustering/specs/*.toml for the built-in kinds).
 # Independent signal families: an actor rarely shares values in several of them by chance.
-FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "signups": {
-        "network": ("ip_prefix24", "ip_prefix16", "ip_asn"),
-        "client": ("ua_build", "user_agent", "device_id"),
-        "identity": (
-            "username_shape",
-            "display_name_shape",
-            "email_domain",
-            "email_tld",
-            "email_canonical",
-        ),
-    },
-    "senders": {
-        "network": ("sender_ip_prefix24", "sender_ip_prefix16"),
-        "client": ("x_mailer",),
-        "identity": ("sender_domain", "sender_local_shape", "sender_tld"),
-        "content": ("subject_skeleton", "url_domain", "url_tld"),
-    },
-}
-
+FAMILIES: SpecView[dict[str, tuple[str, ...]]] = SpecView(lambda s: s.families)
 # Families that count only beside another: mail senders share their provider's sending
 # addresses (an ESP's, a shop platform's) with strangers, so shared sending infrastructure
 # alone says "same provider", not "same actor".
-SUPPORTING_FAMILIES: dict[str, frozenset[str]] = {
-    "signups": frozenset(),
-    "senders": frozenset({"network"}),
-}
-
-# Behaviour columns where a *low* value is the suspicious one.
-_LOW_IS_SUSPICIOUS = {"captcha_score"}
-_BEHAVIOUR: dict[str, tuple[str, ...]] = {
-    "signups": ("captcha_score",),
-    "senders": ("bounce_rate", "complaint_rate", "recipient_count"),
-}
+SUPPORTING_FAMILIES: SpecView[frozenset[str]] = SpecView(lambda s: s.supporting_families)
+# Behaviour of the entity score, and the columns where a *low* value is the suspicious one.
+_BEHAVIOUR: SpecView[tuple[str, ...]] = SpecView(lambda s: s.behaviour)
+_LOW_IS_SUSPICIOUS: SpecView[frozenset[str]] = SpecView(lambda s: s.low_is_suspicious)
 
 
 def entity_scores(
@@ -132,7 +108,7 @@ class CampaignScorer:
             if col in entities:
                 v = pd.to_numeric(entities[col], errors="coerce").astype("float64").to_numpy()
                 v = np.where(np.isnan(v), np.nanmedian(v) if (~np.isnan(v)).any() else 0.0, v)
-                behaviour[col] = -v if col in _LOW_IS_SUSPICIOUS else v
+                behaviour[col] = -v if col in _LOW_IS_SUSPICIOUS[self.kind] else v
         return {"codes": codes, "behaviour": behaviour}
 
     def _features(self, prep: dict[str, Any], labels: np.ndarray) -> pd.DataFrame:

@@ -26,14 +26,15 @@ import re
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clustering.kinds import get_kind
+from clustering.kinds import SpecView, get_kind
+from clustering.spec import DERIVATIONS, EntitySpec
 
 log = logging.getLogger(__name__)
 
@@ -699,197 +700,139 @@ def _utc_hour(column: str) -> tuple[str, _Compute]:
 
 _OWN_USERNAME = _chain(_lower(), _nullif_empty())
 _EMAIL_LOCAL = _chain(_lower(), _BEFORE_LAST_AT)
-_USERNAME_SQL = (
-    f"COALESCE({_OWN_USERNAME.sql(sql_identifier('username'))}, "
-    f"{_EMAIL_LOCAL.sql(sql_identifier('email'))})"
-)
 
 
-def _username_values(df: pd.DataFrame) -> pa.Array:
-    """Lower-cased username, or the email's local part when it is missing or empty."""
-    own = _apply_step(_column_values(df, "username"), _OWN_USERNAME)
-    local = _apply_step(_column_values(df, "email"), _EMAIL_LOCAL)
-    return pc.coalesce(own, local)
+# ------------------------------------------------------------------ derivations of a spec
+
+_NAME_STEPS: dict[str, _Step] = {
+    "shape": _NAME_SHAPE,
+    "length": _length(),
+    "digits": _count_chars("[^0-9]"),
+    "vowel_share": _VOWEL_SHARE,
+}
+_STEPS: dict[str, _Step] = {
+    "lower": _lower(),
+    "domain": _chain(_lower(), _AFTER_LAST_AT),
+    "domain_tld": _chain(_lower(), _AFTER_LAST_AT, _TLD),
+    "local": _chain(_lower(), _BEFORE_LAST_AT),
+    "local_has_plus": _chain(_lower(), _BEFORE_LAST_AT, _contains("+")),
+    "local_dots": _chain(_lower(), _BEFORE_LAST_AT, _count_literal(".")),
+    "canonical": _chain(_lower(), _CANONICAL_EMAIL),
+    "local_canonical": _chain(_lower(), _CANONICAL_LOCAL),
+    "plus_tag_len": _chain(_lower(), _BEFORE_LAST_AT, _PLUS_TAG, _length()),
+    "local_shape": _chain(_lower(), _BEFORE_LAST_AT, _NAME_SHAPE),
+    "text_shape": _TEXT_SHAPE,
+    "skeleton": _SUBJECT_SKELETON,
+    "url_host": _URL_HOST,
+    "url_tld": _chain(_URL_HOST, _TLD),
+    "ip_version": _IP_VERSION,
+    "prefix24": _PREFIX24,
+    "prefix16": _PREFIX16,
+    "prefix48": _PREFIX48,
+    "prefix64": _PREFIX64,
+    "ua_family": _UA_FAMILY,
+    "ua_os": _UA_OS_STEP,
+    "ua_build": _UA_BUILD,
+    **{name: _chain(_OWN_USERNAME, step) for name, step in _NAME_STEPS.items()},
+}
+# what a derivation means when the spec does not say
+_DESCRIPTIONS: dict[str, str] = {
+    "raw": "{column} (input), as it is",
+    "lower": "{column}, ASCII lower-cased",
+    "domain": "lower-cased text after the last '@' of {column}",
+    "domain_tld": "last dot-separated label of the domain of {column} (null if none or all digits)",
+    "local": "lower-cased text before the last '@' of {column}",
+    "local_has_plus": "whether the local part of {column} has a '+' tag",
+    "local_dots": "number of '.' in the local part of {column}",
+    "canonical": "the mailbox {column} delivers to: local part up to its first '+' (without '.' "
+    "at gmail.com) + '@' + domain, googlemail.com -> gmail.com",
+    "local_canonical": "local part of {column} up to its first '+', without '.' at gmail.com",
+    "plus_tag_len": "code points after the first '+' of the local part of {column}",
+    "local_shape": "local part of {column} with digits -> '9', then [a-z] runs -> 'a'",
+    "shape": "{column} lower-cased, digits -> '9', then [a-z] runs -> 'a'",
+    "length": "length of {column} in code points",
+    "digits": "number of ASCII digits in {column}",
+    "vowel_share": "share of [aeiou] among [a-z] letters of {column}, rounded half-up to 0.01",
+    "text_shape": "{column} with digits -> '9', [A-Z] runs -> 'A', [a-z] runs -> 'a', "
+    "whitespace runs -> ' ', trimmed",
+    "skeleton": "{column} lower-cased, digit runs -> '#', whitespace runs -> ' ', trimmed",
+    "url_host": "lower-cased host of the first http(s) URL in {column}",
+    "url_tld": "last label of the host of the first http(s) URL in {column}",
+    "ip_version": "4 or 6 when {column} is a valid IP address, else null",
+    "prefix24": "'a.b.c.0/24' for an IPv4 {column}, else null",
+    "prefix16": "'a.b.0.0/16' for an IPv4 {column}, else null",
+    "prefix48": "first three groups of an IPv6 {column}, zero-padded lower-case hex, + '::/48'",
+    "prefix64": "first four groups of an IPv6 {column}, zero-padded lower-case hex, + '::/64'",
+    "ua_family": "browser or client family from an ordered token table: "
+    + ", ".join(f for f, _, _ in _UA_FAMILIES)
+    + ", else 'Other'",
+    "ua_os": "operating system: " + ", ".join(n for n, _ in _UA_OS) + ", else 'Other'",
+    "ua_build": "version token of the user agent's family in {column}",
+    "hour": "UTC hour of {column}",
+}
 
 
-def _on_username(step: _Step | None = None) -> tuple[str, _Compute]:
-    """``step`` applied to the ``username`` attribute (its SQL inlined)."""
+def _with_fallback(column: str, fallback: str, step: _Step | None) -> tuple[str, _Compute]:
+    """``step`` over ``column`` lower-cased, or the local part of ``fallback`` where empty."""
+    base_sql = (
+        f"COALESCE({_OWN_USERNAME.sql(sql_identifier(column))}, "
+        f"{_EMAIL_LOCAL.sql(sql_identifier(fallback))})"
+    )
+
+    def base(df: pd.DataFrame) -> pa.Array:
+        own = _apply_step(_column_values(df, column), _OWN_USERNAME)
+        local = _apply_step(_column_values(df, fallback), _EMAIL_LOCAL)
+        return pc.coalesce(own, local)
+
     if step is None:
-        return _USERNAME_SQL, _username_values
+        return base_sql, base
 
     def compute(df: pd.DataFrame) -> Any:
-        enc = _username_values(df).dictionary_encode()
+        enc = base(df).dictionary_encode()
         return pc.take(step.arrow(enc.dictionary), enc.indices)
 
-    return step.sql(_USERNAME_SQL), compute
+    return step.sql(base_sql), compute
 
 
-_Def = tuple[str, Dtype, tuple[str, _Compute], tuple[str, ...], str]
-
-
-def _signup_defs() -> list[_Def]:
-    email, ip, ua = "email", "ip", "user_agent"
-    low = _lower()
-    return [
-        ("email", "string", _derived(email, low), (email,),
-         "email address, ASCII lower-cased"),
-        ("email_domain", "string",
-         _derived(email, _chain(low, _AFTER_LAST_AT)), (email,),
-         "lower-cased text after the last '@' of the email"),
-        ("email_tld", "string",
-         _derived(email, _chain(low, _AFTER_LAST_AT, _TLD)), (email,),
-         "last dot-separated label of email_domain (null if none or all digits)"),
-        ("email_local", "string",
-         _derived(email, _chain(low, _BEFORE_LAST_AT)), (email,),
-         "lower-cased text before the last '@' of the email"),
-        ("email_local_has_plus", "boolean",
-         _derived(email, _chain(low, _BEFORE_LAST_AT, _contains("+"))), (email,),
-         "whether the email's local part has a '+' tag"),
-        ("email_local_dots", "integer",
-         _derived(email, _chain(low, _BEFORE_LAST_AT, _count_literal("."))),
-         (email,), "number of '.' in the email's local part"),
-        ("email_canonical", "string",
-         _derived(email, _chain(low, _CANONICAL_EMAIL)), (email,),
-         "the mailbox an address delivers to: email_local_canonical + '@' + email_domain with "
-         "googlemail.com -> gmail.com; null if either part is"),
-        ("email_local_canonical", "string",
-         _derived(email, _chain(low, _CANONICAL_LOCAL)), (email,),
-         "email_local up to its first '+', and without '.' when email_domain is gmail.com or "
-         "googlemail.com; null if empty"),
-        ("email_plus_tag_len", "integer",
-         _derived(email, _chain(low, _BEFORE_LAST_AT, _PLUS_TAG, _length())), (email,),
-         "code points after the first '+' of email_local; 0 without a '+'"),
-        ("username", "string", _on_username(), ("username", email),
-         "lower-cased username; the email's local part when missing or empty"),
-        ("username_shape", "string", _on_username(_NAME_SHAPE),
-         ("username", email), "username with digits -> '9', then [a-z] runs -> 'a'"),
-        ("username_len", "integer", _on_username(_length()),
-         ("username", email), "username length in code points"),
-        ("username_digits", "integer", _on_username(_count_chars("[^0-9]")),
-         ("username", email), "number of ASCII digits in username"),
-        ("username_vowel_share", "float", _on_username(_VOWEL_SHARE),
-         ("username", email),
-         "share of [aeiou] among [a-z] letters of username, rounded half-up to 0.01; "
-         "null without letters"),
-        ("display_name_shape", "string",
-         _derived("display_name", _TEXT_SHAPE), ("display_name",),
-         "display name with digits -> '9', [A-Z] runs -> 'A', [a-z] runs -> 'a', "
-         "whitespace runs -> ' ', trimmed"),
-        ("ip", "string", _derived(ip, low), (ip,), "signup IP, lower-cased"),
-        ("ip_version", "integer", _derived(ip, _IP_VERSION), (ip,),
-         "4 or 6 when ip is a valid address, else null"),
-        ("ip_prefix24", "string", _derived(ip, _PREFIX24), (ip,),
-         "'a.b.c.0/24' for an IPv4 ip, else null"),
-        ("ip_prefix16", "string", _derived(ip, _PREFIX16), (ip,),
-         "'a.b.0.0/16' for an IPv4 ip, else null"),
-        ("ip_prefix48", "string", _derived(ip, _PREFIX48), (ip,),
-         "first three groups of an IPv6 ip, zero-padded lower-case hex, + '::/48'"),
-        ("ip_prefix64", "string", _derived(ip, _PREFIX64), (ip,),
-         "first four groups of an IPv6 ip, zero-padded lower-case hex, + '::/64'"),
-        ("ip_asn", "integer", _passthrough("ip_asn", "integer"), ("ip_asn",),
-         "autonomous system number of the ip (input)"),
-        ("ip_country", "string", _passthrough("ip_country", "string"),
-         ("ip_country",), "ISO country of the ip (input)"),
-        ("user_agent", "string", _passthrough(ua, "string"), (ua,), "raw user agent"),
-        ("ua_family", "string", _derived(ua, _UA_FAMILY), (ua,),
-         "browser or client family from an ordered token table: " +
-         ", ".join(f for f, _, _ in _UA_FAMILIES) + ", else 'Other'"),
-        ("ua_os", "string", _derived(ua, _UA_OS_STEP), (ua,),
-         "operating system: " + ", ".join(n for n, _ in _UA_OS) + ", else 'Other'"),
-        ("ua_build", "string", _derived(ua, _UA_BUILD), (ua,),
-         "version token of the UA family as written, e.g. 'Chrome/119.0.6045.105'; for bots "
-         "and others the first name/version token after 'Mozilla/x'"),
-        ("device_id", "string", _passthrough("device_id", "string"),
-         ("device_id",), "device or browser fingerprint (input)"),
-        ("signup_flow", "string", _passthrough("signup_flow", "string"),
-         ("signup_flow",), "signup flow (input)"),
-        ("hour", "integer", _utc_hour("created_at"), ("created_at",),
-         "UTC hour of created_at"),
-        ("captcha_score", "float", _passthrough("captcha_score", "float"),
-         ("captcha_score",), "captcha score (input); NaN -> null"),
-        # for allowlists of known-good accounts; unique per row, so never a rule candidate
-        ("account_id", "string", _passthrough("account_id", "string"), ("account_id",),
-         "account id (input), as it is"),
-    ]  # fmt: skip
-
-
-def _sender_defs() -> list[_Def]:
-    s, ip = "sender", "sender_ip"
-    low = _lower()
-    return [
-        ("sender", "string", _derived(s, low), (s,),
-         "sender address, ASCII lower-cased"),
-        ("sender_domain", "string", _derived(s, _chain(low, _AFTER_LAST_AT)), (s,),
-         "lower-cased text after the last '@' of sender"),
-        ("sender_tld", "string", _derived(s, _chain(low, _AFTER_LAST_AT, _TLD)),
-         (s,), "last dot-separated label of sender_domain (null if none or all digits)"),
-        ("sender_local", "string", _derived(s, _chain(low, _BEFORE_LAST_AT)),
-         (s,), "lower-cased text before the last '@' of sender"),
-        ("sender_local_shape", "string",
-         _derived(s, _chain(low, _BEFORE_LAST_AT, _NAME_SHAPE)), (s,),
-         "sender_local with digits -> '9', then [a-z] runs -> 'a'"),
-        ("sender_ip", "string", _derived(ip, low), (ip,),
-         "sender IP, lower-cased"),
-        ("sender_ip_prefix24", "string", _derived(ip, _PREFIX24), (ip,),
-         "'a.b.c.0/24' for an IPv4 sender_ip, else null"),
-        ("sender_ip_prefix16", "string", _derived(ip, _PREFIX16), (ip,),
-         "'a.b.0.0/16' for an IPv4 sender_ip, else null"),
-        ("sender_ip_prefix48", "string", _derived(ip, _PREFIX48), (ip,),
-         "first three groups of an IPv6 sender_ip, zero-padded lower-case hex, + '::/48'"),
-        ("x_mailer", "string", _passthrough("x_mailer", "string"), ("x_mailer",),
-         "X-Mailer header (input)"),
-        ("subject_skeleton", "string",
-         _derived("subject", _SUBJECT_SKELETON), ("subject",),
-         "subject lower-cased, digit runs -> '#', whitespace runs -> ' ', trimmed"),
-        ("subject_shape", "string", _derived("subject", _TEXT_SHAPE),
-         ("subject",),
-         "subject with digits -> '9', [A-Z] runs -> 'A', [a-z] runs -> 'a', "
-         "whitespace runs -> ' ', trimmed"),
-        ("url_domain", "string", _derived("body", _URL_HOST), ("body",),
-         "lower-cased host of the first http(s) URL in body (trailing dots dropped)"),
-        ("url_tld", "string", _derived("body", _chain(_URL_HOST, _TLD)),
-         ("body",), "last label of url_domain (null if none or all digits)"),
-        ("recipient_count", "integer",
-         _passthrough("recipient_count", "integer"), ("recipient_count",),
-         "number of recipients (input)"),
-        ("hour", "integer", _utc_hour("sent_at"), ("sent_at",), "UTC hour of sent_at"),
-        ("bounced", "boolean", _passthrough("bounced", "boolean"), ("bounced",),
-         "whether the message bounced (input)"),
-        ("complained", "boolean", _passthrough("complained", "boolean"),
-         ("complained",), "whether a recipient complained (input)"),
-        # for allowlists of known-good messages; unique per row, so never a rule candidate
-        ("message_id", "string", _passthrough("message_id", "string"), ("message_id",),
-         "message id (input), as it is"),
-    ]  # fmt: skip
-
-
-_IP_ATTRIBUTES = frozenset({"ip", "sender_ip"})
-
-
-def _build(kind: str, defs: list[_Def]) -> dict[str, Attribute]:
+def _from_spec(spec: EntitySpec) -> dict[str, Attribute]:
+    cols = {c.name: c for c in spec.columns}
     out: dict[str, Attribute] = {}
-    for name, dtype, (sql, raw), requires, description in defs:
+    for a in spec.attributes:
+        col = cols[a.column]
+        kind_of = DERIVATIONS[a.derive]
+        dtype = cast(
+            Dtype,
+            ("string" if col.type == "timestamp" else col.type) if kind_of == "raw" else kind_of,
+        )
+        if a.derive == "raw":
+            form = _passthrough(a.column, dtype)
+        elif a.derive == "hour":
+            form = _utc_hour(a.column)
+        elif a.fallback is not None:
+            step = None if a.derive == "lower" else _NAME_STEPS.get(a.derive, _STEPS[a.derive])
+            form = _with_fallback(a.column, a.fallback, step)
+        else:
+            form = _derived(a.column, _STEPS[a.derive])
+        sql, raw = form
 
         def compute(df: pd.DataFrame, raw: Any = raw, dtype: Dtype = dtype) -> pd.Series:
             return _typed(raw(df), df.index, dtype)
 
-        out[name] = Attribute(
-            name=name,
-            kind=kind,
+        requires = (a.column,) if a.fallback is None else (a.column, a.fallback)
+        out[a.name] = Attribute(
+            name=a.name,
+            kind=spec.name,
             dtype=dtype,
             sql=sql,
-            description=description,
+            description=a.description or _DESCRIPTIONS[a.derive].format(column=a.column),
             compute=compute,
             requires=requires,
-            holds_ip=name in _IP_ATTRIBUTES,
+            holds_ip=col.role == "ip" and a.derive == "lower",
         )
     return out
 
 
-_REGISTRY: dict[str, dict[str, Attribute]] = {
-    "signups": _build("signups", _signup_defs()),
-    "senders": _build("senders", _sender_defs()),
-}
+_REGISTRY = SpecView(_from_spec)
 
 
 def attributes_for(kind: str) -> dict[str, Attribute]:

@@ -2,16 +2,19 @@
 
 For signups an event is an account, so the entity table is the attribute table. For senders an
 event is a message and the entity is the sender address: its categorical attributes are its
-most frequent values and its behaviour is aggregated over its messages.
+most frequent values and its behaviour is aggregated over its messages. The kind's entity
+spec (:mod:`clustering.spec`) says which, and how each entity column is aggregated.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from clustering.features import FeatureSpec
-from clustering.kinds import get_kind
+from clustering.kinds import SpecView, get_spec
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -21,103 +24,10 @@ __all__ = [
     "most_frequent",
 ]
 
-DEFAULT_FEATURES: dict[str, FeatureSpec] = {
-    "signups": FeatureSpec(
-        categorical={
-            "ip_prefix24": 0.7,
-            "ip_prefix16": 0.4,
-            "ip_asn": 0.5,
-            "ua_build": 1.0,
-            "user_agent": 0.5,
-            "device_id": 0.6,
-            "email_domain": 0.8,
-            "email_canonical": 1.0,
-            "username_shape": 1.0,
-            "display_name_shape": 0.5,
-            "display_name": 0.6,
-            "signup_flow": 0.3,
-            "ip_country": 0.3,
-        },
-        numeric={
-            "captcha_score": 0.4,
-            "username_len": 0.3,
-            "username_digits": 0.3,
-            "username_vowel_share": 0.3,
-        },
-        cyclic={"hour": 0.3},
-        text={"username": 0.8},
-        counts={
-            "device_id": 2.5,
-            "display_name": 1.5,
-            "ip_prefix24": 1.5,
-            "ip_asn": 1.0,
-            "ua_build": 1.5,
-            "username_shape": 1.0,
-            "email_domain": 1.5,
-            "email_canonical": 2.0,
-        },
-    ),
-    "senders": FeatureSpec(
-        categorical={
-            "sender_domain": 1.0,
-            "sender_local_shape": 0.8,
-            "sender_ip_prefix24": 1.0,
-            "sender_ip_prefix16": 0.6,
-            "x_mailer": 0.8,
-            "subject_skeleton": 1.0,
-            "url_domain": 1.0,
-            "url_tld": 0.5,
-        },
-        numeric={
-            "messages": 0.3,
-            "recipient_count": 0.4,
-            "bounce_rate": 0.4,
-            "complaint_rate": 0.4,
-            "subject_variety": 0.3,
-        },
-        log_scale=("messages", "recipient_count"),
-        cyclic={"hour": 0.2},
-        text={"subject_skeleton": 0.8, "sender_local": 0.4},
-        counts={
-            "subject_skeleton": 1.5,
-            "url_domain": 1.5,
-            "sender_domain": 1.0,
-            "sender_ip_prefix24": 1.0,
-            "x_mailer": 1.0,
-        },
-    ),
-}
-
+# Per kind, from its entity spec (clustering/specs/*.toml for the built-in kinds).
+DEFAULT_FEATURES: SpecView[FeatureSpec] = SpecView(lambda s: s.features)
 # Attributes summarised per campaign ("top shared attributes") and used by cluster scoring.
-PROFILE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "signups": (
-        "email_domain",
-        "email_tld",
-        "email_canonical",
-        "username_shape",
-        "display_name_shape",
-        "ip_prefix24",
-        "ip_prefix16",
-        "ip_asn",
-        "ip_country",
-        "ua_build",
-        "ua_family",
-        "ua_os",
-        "device_id",
-        "signup_flow",
-    ),
-    "senders": (
-        "sender_domain",
-        "sender_tld",
-        "sender_local_shape",
-        "sender_ip_prefix24",
-        "sender_ip_prefix16",
-        "x_mailer",
-        "subject_skeleton",
-        "url_domain",
-        "url_tld",
-    ),
-}
+PROFILE_ATTRIBUTES: SpecView[tuple[str, ...]] = SpecView(lambda s: s.profile_attributes)
 
 
 def most_frequent(keys: pd.Series, values: pd.Series) -> pd.Series:
@@ -134,65 +44,92 @@ def most_frequent(keys: pd.Series, values: pd.Series) -> pd.Series:
 
 
 def entity_keys(kind: str, events: pd.DataFrame) -> pd.Series:
-    """The entity id of each event row, normalised (sender addresses are case-insensitive)."""
-    keys = events[get_kind(kind).entity_column].astype("string")
-    return keys.str.lower() if kind == "senders" else keys
+    """The entity id of each event row, normalised (lower-cased where the spec says so)."""
+    spec = get_spec(kind)
+    keys = events[spec.entity_column].astype("string")
+    return keys.str.lower() if spec.entity_lowercase else keys
 
 
 def entity_table(kind: str, events: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
     """One row per entity, indexed by entity id (sorted), with attribute and behaviour columns.
 
+    Where an event is the entity (a signup is an account) the table is the attribute table.
+    Otherwise (a message and its sender) each entity column is the spec's aggregate over the
+    entity's events: the most frequent value, a mean, a median, the number of events, the
+    share of distinct values, or the local part of the entity id.
+
     Parameters
     ----------
     kind : str
-        ``signups`` or ``senders``.
     events : DataFrame of shape (n_events, n_columns)
         Validated input rows.
     attrs : DataFrame of shape (n_events, n_attributes)
         ``clustering.attributes.compute_attributes(events, kind)``, same index.
     """
-    if kind == "signups":
-        table = attrs.copy()
-        if "display_name" in events:
-            # the exact name (lower-cased) is a feature, not a rule attribute: a small list of
-            # names reused across a campaign links accounts that share no device or subnet
-            table["display_name"] = events["display_name"].astype("string").str.lower().to_numpy()
-        table.index = pd.Index(entity_keys(kind, events).to_numpy(), name="entity_id")
-        return table.sort_index(kind="stable")
-    if kind != "senders":
-        raise ValueError(f"no entity table for kind {kind!r}")
+    spec = get_spec(kind)
     keys = entity_keys(kind, events)
+    if spec.entity_column == spec.id_column:
+        table = attrs.copy()
+        for name, how in spec.entity_extra.items():
+            if _has_source(how, events, attrs):
+                table[name] = _aggregate(how, keys, events, attrs, None).to_numpy()
+        table.index = pd.Index(keys.to_numpy(), name="entity_id")
+        return table.sort_index(kind="stable")
+    grouped = None
     columns: dict[str, pd.Series] = {}
-    for col in PROFILE_ATTRIBUTES["senders"]:
-        if col in attrs:
-            columns[col] = most_frequent(keys, attrs[col])
-    table = pd.DataFrame(columns)
+    for name, how in spec.aggregate.items():
+        if how.split(":")[0] not in ("most_frequent", "entity_local"):
+            if grouped is None:
+                grouped = _numeric_groups(keys, attrs, spec.aggregate)
+        columns[name] = _aggregate(how, keys, events, attrs, grouped)
+    index = pd.Index(pd.unique(keys.to_numpy()))
+    table = pd.DataFrame({n: c.reindex(index) for n, c in columns.items()}, index=index)
     table.index.name = "entity_id"
-    grouped = pd.DataFrame(
-        {
-            "k": keys.to_numpy(),
-            "recipient_count": _num(attrs, "recipient_count"),
-            "bounced": _num(attrs, "bounced"),
-            "complained": _num(attrs, "complained"),
-            "hour": _num(attrs, "hour"),
-            "skeleton": attrs["subject_skeleton"].to_numpy()
-            if "subject_skeleton" in attrs
-            else None,
-        }
-    ).groupby("k", sort=False)
-    agg = pd.DataFrame(
-        {
-            "messages": grouped.size(),
-            "recipient_count": grouped["recipient_count"].mean(),
-            "bounce_rate": grouped["bounced"].mean(),
-            "complaint_rate": grouped["complained"].mean(),
-            "hour": grouped["hour"].median(),
-            "subject_variety": grouped["skeleton"].nunique() / grouped.size(),
-        }
-    )
-    table = table.join(agg, how="left")
-    table["sender_local"] = table.index.to_series().str.split("@").str[0].to_numpy()
+    for name, how in spec.entity_extra.items():
+        if _has_source(how, events, attrs):
+            values = _aggregate(how, keys, events, attrs, None)
+            table[name] = most_frequent(keys, values).reindex(index)
     return table.sort_index(kind="stable")
+
+
+def _numeric_groups(keys: pd.Series, attrs: pd.DataFrame, aggregate: dict[str, str]) -> Any:
+    """Events grouped by entity, one column per ``op:source`` the aggregates need."""
+    frame: dict[str, Any] = {"k": keys.to_numpy()}
+    for how in aggregate.values():
+        op, _, src = how.partition(":")
+        if op in ("mean", "median"):
+            frame[how] = _num(attrs, src)
+        elif op == "distinct_share":
+            frame[how] = attrs[src].to_numpy()
+    return pd.DataFrame(frame).groupby("k", sort=False)
+
+
+def _has_source(how: str, events: pd.DataFrame, attrs: pd.DataFrame) -> bool:
+    src = how.partition(":")[2]
+    return not src or src in events or src in attrs
+
+
+def _aggregate(
+    how: str, keys: pd.Series, events: pd.DataFrame, attrs: pd.DataFrame, grouped: Any
+) -> pd.Series:
+    op, _, src = how.partition(":")
+    if op == "lower":
+        values = events[src] if src in events else attrs[src]
+        return values.astype("string").str.lower()
+    if op == "most_frequent":
+        return most_frequent(keys, attrs[src])
+    if op == "entity_local":
+        uniq = pd.Index(pd.unique(keys.to_numpy()))
+        return pd.Series(uniq.to_series().str.split("@").str[0].to_numpy(), index=uniq)
+    if op == "count":
+        return grouped.size()
+    if op == "mean":
+        return grouped[how].mean()
+    if op == "median":
+        return grouped[how].median()
+    if op == "distinct_share":
+        return grouped[how].nunique() / grouped.size()
+    raise ValueError(f"unknown aggregate {how!r}")
 
 
 def _num(attrs: pd.DataFrame, col: str) -> np.ndarray:

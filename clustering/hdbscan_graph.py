@@ -14,9 +14,12 @@ the pinned version, see ``tests/test_condense.py``).
 The MST (filter-Kruskal) and the single-linkage labelling are compiled with numba
 (``clustering/linkage.py``).
 
-Determinism: the flat and the IVF index give the same graph whatever FAISS's thread count
-(its k-means averages each centroid in row order, IVF lists keep row order, queries are
-searched independently; tested with 1 and 2 threads), MST ties break by edge position, and
+The IVF graph is the index's self-join (``NeighborIndex.self_knn``, ``clustering/knn_graph.py``).
+
+Determinism: the flat and the IVF index give the same graph whatever FAISS's and numba's thread
+counts (FAISS's k-means averages each centroid in row order, IVF lists keep row order, every row
+is scanned independently with ties broken by position; tested with 1 and 2 threads), MST ties
+break by edge position, and
 clusters are numbered by their first member, so the same rows in the same order give the same
 labels. Shuffled rows give the same partition except where mutual-reachability edges tie at a
 cluster border (ARI >= 0.995 in the tests).

@@ -1,13 +1,20 @@
-"""Input contracts of the entity kinds the workbench knows (DESIGN.md, "Contracts").
+"""The entity kinds the workbench knows and their input contracts (DESIGN.md, "Contracts").
 
-One place defines each kind's columns, their types and which are required, so the readers,
-the attributes and the rule exporters agree on what a row looks like.
+Every kind is an entity spec (:mod:`clustering.spec`): the built-in ``signups`` and
+``senders`` are read from ``clustering/specs/``, a user's kind is added with
+:func:`register_spec`. One place defines each kind's columns, their types and which are
+required, so the readers, the attributes and the rule exporters agree on what a row looks like.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+from clustering.spec import EntitySpec, SpecError, builtin_spec_path, load_spec
+
+T = TypeVar("T")
 
 ColumnType = Literal["string", "timestamp", "integer", "float", "boolean"]
 
@@ -48,48 +55,37 @@ class Kind:
         return None
 
 
-SIGNUPS = Kind(
-    name="signups",
-    id_column="account_id",
-    time_column="created_at",
-    entity_column="account_id",
-    columns=(
-        Column("account_id", "string", True, "unique per row"),
-        Column("created_at", "timestamp", True, "when the account was created (UTC)"),
-        Column("email", "string", True, "address chosen at signup"),
-        Column("ip", "string", True, "IPv4 or IPv6 of the signup request"),
-        Column("username", "string", False, "login name; defaults to the email's local part"),
-        Column("display_name", "string"),
-        Column("ip_asn", "integer", False, "autonomous system number of the IP"),
-        Column("ip_country", "string", False, "ISO 3166 alpha-2"),
-        Column("user_agent", "string"),
-        Column("device_id", "string", False, "device or browser fingerprint"),
-        Column("signup_flow", "string", False, "web, ios, android, api, ..."),
-        Column("captcha_score", "float", False, "in [0, 1]; higher = more human"),
-    ),
-)
+def kind_from_spec(spec: EntitySpec) -> Kind:
+    """The input contract a spec describes."""
+    return Kind(
+        name=spec.name,
+        id_column=spec.id_column,
+        time_column=spec.time_column,
+        entity_column=spec.entity_column,
+        columns=tuple(
+            Column(c.name, c.type, c.required, c.description)  # type: ignore[arg-type]
+            for c in spec.columns
+        ),
+    )
 
-SENDERS = Kind(
-    name="senders",
-    id_column="message_id",
-    time_column="sent_at",
-    entity_column="sender",
-    columns=(
-        Column("message_id", "string", True, "unique per row"),
-        Column("sent_at", "timestamp", True, "when the message was sent (UTC)"),
-        Column("sender", "string", True, "envelope or header From address"),
-        Column("sender_ip", "string", False, "first external relay / submission IP"),
-        Column("recipient_count", "integer"),
-        Column("recipient_domains", "string", False, "space-separated"),
-        Column("subject", "string"),
-        Column("body", "string", False, "plain text"),
-        Column("x_mailer", "string", False, "mail client header"),
-        Column("bounced", "boolean", False, "delivery outcome, where known"),
-        Column("complained", "boolean", False, "delivery outcome, where known"),
-    ),
-)
 
-KINDS: dict[str, Kind] = {SIGNUPS.name: SIGNUPS, SENDERS.name: SENDERS}
+BUILTIN_KINDS = ("signups", "senders")
+_SPECS: dict[str, EntitySpec] = {k: load_spec(builtin_spec_path(k)) for k in BUILTIN_KINDS}
+KINDS: dict[str, Kind] = {k: kind_from_spec(s) for k, s in _SPECS.items()}
+SIGNUPS = KINDS["signups"]
+SENDERS = KINDS["senders"]
+
+
+def register_spec(spec: EntitySpec) -> Kind:
+    """Make ``spec``'s kind known to every stage (a user kind, or a newer spec of one).
+
+    Built-in kinds cannot be replaced: their attributes are a contract enforcement reads.
+    """
+    if spec.name in BUILTIN_KINDS and _SPECS[spec.name] is not spec:
+        raise SpecError(f"{spec.source}: name: {spec.name!r} is a built-in kind")
+    _SPECS[spec.name] = spec
+    KINDS[spec.name] = kind_from_spec(spec)
+    return KINDS[spec.name]
 
 
 def get_kind(name: str) -> Kind:
@@ -98,3 +94,37 @@ def get_kind(name: str) -> Kind:
         return KINDS[name]
     except KeyError:
         raise ValueError(f"unknown kind {name!r}; known kinds: {', '.join(KINDS)}") from None
+
+
+def get_spec(name: str) -> EntitySpec:
+    """The spec of kind ``name``; raise ``ValueError`` naming the known kinds."""
+    get_kind(name)
+    return _SPECS[name]
+
+
+class SpecView(Mapping[str, T]):
+    """``view[kind]``: one field of every registered kind's spec, read when asked.
+
+    The per-kind tables of the stages (features, families, rule attributes, ...) are views, so
+    a kind registered later is seen everywhere without copying tables around.
+    """
+
+    def __init__(self, field: Callable[[EntitySpec], T]) -> None:
+        self._field = field
+        self._cache: dict[str, tuple[EntitySpec, T]] = {}
+
+    def __getitem__(self, kind: str) -> T:
+        if kind not in _SPECS:
+            raise KeyError(kind)
+        spec = _SPECS[kind]
+        hit = self._cache.get(kind)
+        if hit is None or hit[0] is not spec:
+            hit = (spec, self._field(spec))
+            self._cache[kind] = hit
+        return hit[1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(_SPECS))
+
+    def __len__(self) -> int:
+        return len(_SPECS)

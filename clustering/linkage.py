@@ -36,8 +36,9 @@ def _knn_edges(
     D: np.ndarray, ids: np.ndarray, core: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n, k = ids.shape
-    u = np.empty(n * k, dtype=np.int64)
-    v = np.empty(n * k, dtype=np.int64)
+    # int32 ends: at a million points and 16 neighbours that is 128 MiB less
+    u = np.empty(n * k, dtype=np.int32)
+    v = np.empty(n * k, dtype=np.int32)
     w = np.empty(n * k, dtype=np.float32)
     m = 0
     for i in range(n):
@@ -60,6 +61,8 @@ def mutual_reachability_edges(
 
     ``max(core_i, core_j, d_ij)``; self loops and missing neighbours (-1) are dropped.
     """
+    if len(ids) >= 2**31:
+        raise ValueError("more than 2**31 points: the edge ends are int32")
     return _knn_edges(
         np.ascontiguousarray(D, dtype=np.float64),
         np.ascontiguousarray(ids, dtype=np.int64),
@@ -68,11 +71,13 @@ def mutual_reachability_edges(
 
 
 @numba.njit(cache=True, nogil=True)
-def _still_joining(parent: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    keep = np.zeros(len(u), dtype=np.bool_)
-    for e in range(len(u)):
-        keep[e] = _find(parent, u[e]) != _find(parent, v[e])
-    return keep
+def _still_joining(parent: np.ndarray, u: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The edges of ``idx`` whose ends are still apart (indices, not copies, at 10M edges)."""
+    keep = np.zeros(len(idx), dtype=np.bool_)
+    for i in range(len(idx)):
+        e = idx[i]
+        keep[i] = _find(parent, u[e]) != _find(parent, v[e])
+    return idx[keep]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -128,8 +133,14 @@ def kruskal_mst(
     component : ndarray of int, shape (n,)
         Component id of every vertex (ids are 0..n_components-1, in order of first vertex).
     """
-    u = np.ascontiguousarray(u, dtype=np.int64)
-    v = np.ascontiguousarray(v, dtype=np.int64)
+    # int32 ends stay int32 (the kNN graph's); anything else becomes int64
+    ends = (
+        np.int32
+        if np.asarray(u).dtype == np.int32 and np.asarray(v).dtype == np.int32
+        else np.int64
+    )
+    u = np.ascontiguousarray(u, dtype=ends)
+    v = np.ascontiguousarray(v, dtype=ends)
     # float32 sorts faster, and the distances come from float32 vectors anyway
     w = np.ascontiguousarray(w, dtype=np.float32)
     n = int(n)
@@ -144,12 +155,10 @@ def kruskal_mst(
     m = 0
     if len(w) > 4 * n and 0 < light_share < 1:
         pivot = np.partition(w, int(light_share * len(w)))[int(light_share * len(w))]
-        light = np.flatnonzero(w <= pivot)
-        order = light[_stable_argsort(w[light])]
+        order = _stable_argsort(w, np.flatnonzero(w <= pivot))
         m = _kruskal_into(parent, rank, order, u, v, w, out_u, out_v, out_w, m)
-        heavy = np.flatnonzero(w > pivot)
-        heavy = heavy[_still_joining(parent, u[heavy], v[heavy])]
-        order = heavy[_stable_argsort(w[heavy])]
+        heavy = _still_joining(parent, u, v, np.flatnonzero(w > pivot))
+        order = _stable_argsort(w, heavy)
     else:
         order = _stable_argsort(w)
     m = _kruskal_into(parent, rank, order, u, v, w, out_u, out_v, out_w, m)
@@ -158,19 +167,43 @@ def kruskal_mst(
     return edges, _component_ids(parent)
 
 
-def _stable_argsort(w: np.ndarray) -> np.ndarray:
-    """``np.argsort(w, kind="stable")`` for float32 weights, about twice as fast.
+def _stable_argsort(w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+    """``idx[np.argsort(w[idx], kind="stable")]`` for float32 weights, about twice as fast.
 
     Non-negative float32 values order like their bit patterns, so weight and position pack
-    into one uint64 key whose plain (SIMD) sort is the stable order.
+    into one uint64 key whose plain (SIMD) sort is the stable order; the keys are built in
+    place, one 8-byte array for the lot (at ten million edges the temporaries of the numpy
+    expression cost more memory than the edges).
     """
-    if len(w) >= 2**32 or not (w >= 0).all():  # NaN and negatives fail the test too
-        return np.argsort(w, kind="stable")
-    w = w + np.float32(0.0)  # -0.0 becomes +0.0, whose bits sort first
-    key = w.view(np.uint32).astype(np.uint64) << np.uint64(32)
-    key |= np.arange(len(w), dtype=np.uint64)
+    if idx is None:
+        idx = np.arange(len(w), dtype=np.int64)
+    sub = w[idx]
+    if len(idx) >= 2**32 or not (sub >= 0).all():  # NaN and negatives fail the test too
+        return idx[np.argsort(sub, kind="stable")]
+    del sub
+    key = _packed_keys(w, idx)
     key.sort()
-    return (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    return _unpack_order(key, idx)
+
+
+@numba.njit(cache=True, nogil=True)
+def _packed_keys(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    key = np.empty(len(idx), dtype=np.uint64)
+    bits = w.view(np.uint32)
+    for i in range(len(idx)):
+        b = bits[idx[i]]
+        if b == 0x80000000:  # -0.0 sorts as +0.0
+            b = 0
+        key[i] = (np.uint64(b) << np.uint64(32)) | np.uint64(i)
+    return key
+
+
+@numba.njit(cache=True, nogil=True)
+def _unpack_order(key: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    out = np.empty(len(key), dtype=np.int64)
+    for i in range(len(key)):
+        out[i] = idx[key[i] & np.uint64(0xFFFFFFFF)]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

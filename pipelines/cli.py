@@ -40,6 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the detection job over input files")
     r.add_argument("--signups", help="signups file or folder (Parquet, CSV, JSON Lines)")
     r.add_argument("--senders", help="senders file or folder (Parquet, CSV, JSON Lines)")
+    r.add_argument(
+        "--spec",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="entity spec (TOML) of a kind of your own; repeat for several (docs/specs.md)",
+    )
+    r.add_argument(
+        "--events",
+        action="append",
+        default=[],
+        metavar="KIND=PATH",
+        help="input file or folder of a kind defined by --spec; repeat for several",
+    )
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--config", help="TOML file overriding the defaults")
     for kind in ("signups", "senders"):
@@ -126,24 +140,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.readers import read_events
     from pipelines.stages import Stages
 
-    if not args.signups and not args.senders:
-        raise UsageError("give --signups and/or --senders")
+    sources = {k: getattr(args, k) for k in ("signups", "senders") if getattr(args, k)}
+    sources.update(_spec_sources(args.spec, args.events))
+    if not sources:
+        raise UsageError("give --signups, --senders and/or --spec FILE --events KIND=PATH")
     config = load_config(args.config)
     out = Path(args.out)
     with Stages() as stages:
         inputs = {}
         with stages.stage("read inputs"):
-            for kind in ("signups", "senders"):
-                path = getattr(args, kind)
-                if path:
-                    q = out / "quarantine" / f"{kind}.parquet" if args.quarantine else None
-                    if q is not None:
-                        q.parent.mkdir(parents=True, exist_ok=True)
-                    inputs[kind] = read_events(path, kind, quarantine=q)
+            for kind, path in sources.items():
+                q = out / "quarantine" / f"{kind}.parquet" if args.quarantine else None
+                if q is not None:
+                    q.parent.mkdir(parents=True, exist_ok=True)
+                inputs[kind] = read_events(path, kind, quarantine=q)
         history = {}
         with stages.stage("read history"):
             for kind in inputs:
-                paths = getattr(args, f"history_{kind}")
+                paths = getattr(args, f"history_{kind}", [])
                 history[kind] = [read_events(p, kind) for p in paths]
         result = run_job(inputs, out, config, stages=stages, history=history)
     for kind, c in result.record["counts"].items():
@@ -153,6 +167,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     print(f"outputs in {out}")
     return 0
+
+
+def _spec_sources(specs: list[str], events: list[str]) -> dict[str, str]:
+    """Register the ``--spec`` kinds; ``--events KIND=PATH`` pairs, checked against them."""
+    from clustering.kinds import register_spec
+    from clustering.spec import load_spec
+
+    defined = {register_spec(load_spec(path)).name for path in specs}
+    out: dict[str, str] = {}
+    for item in events:
+        kind, sep, path = item.partition("=")
+        if not sep or not kind or not path:
+            raise UsageError(f"--events {item!r}: expected KIND=PATH")
+        if kind not in defined:
+            known = ", ".join(sorted(defined)) or "none"
+            raise UsageError(f"--events {item!r}: no --spec defines kind {kind!r} (given: {known})")
+        if kind in out:
+            raise UsageError(f"--events: kind {kind!r} given twice")
+        out[kind] = path
+    if defined - set(out):
+        raise UsageError(f"--spec kinds without --events: {', '.join(sorted(defined - set(out)))}")
+    return out
 
 
 def _cmd_rules_apply(args: argparse.Namespace) -> int:
@@ -224,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     from anomaly.rules import RuleError
+    from clustering.spec import SpecError
     from pipelines.config import ConfigError
     from pipelines.readers import InputError
 
@@ -238,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_rules_diff(args)
         if args.command == "rules" and args.rules_command == "rollback":
             return _cmd_rules_rollback(args)
-    except (InputError, ConfigError, RuleError, UsageError) as e:
+    except (InputError, ConfigError, RuleError, UsageError, SpecError) as e:
         print(f"campaigns: error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:

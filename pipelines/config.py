@@ -82,11 +82,15 @@ class JobConfig:
     )
     rules: RuleConfig = field(default_factory=RuleConfig)
     allowlists: Allowlists = field(default_factory=Allowlists)
+    # kinds defined by an entity spec: ``[kinds.<name>]`` tables with KindConfig's keys
+    kinds: dict[str, KindConfig] = field(default_factory=dict)
 
     def kind(self, name: str) -> KindConfig:
-        cfg = getattr(self, name)
-        assert isinstance(cfg, KindConfig)
-        return cfg
+        if name in ("signups", "senders"):
+            cfg = getattr(self, name)
+            assert isinstance(cfg, KindConfig)
+            return cfg
+        return self.kinds.get(name) or KindConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +103,15 @@ def _apply(obj: Any, data: dict[str, Any], path: str, where: str) -> None:
         if key not in known:
             raise ConfigError(f"{path}: unknown key {name!r}; known: {', '.join(sorted(known))}")
         current = getattr(obj, key)
+        if key == "kinds" and isinstance(obj, JobConfig):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {name!r} must be a table of kinds")
+            for kind, table in value.items():
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{path}: '{name}.{kind}' must be a table")
+                cfg = current.setdefault(kind, KindConfig())
+                _apply(cfg, table, path, f"{name}.{kind}.")
+            continue
         if is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: {name!r} must be a table")

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,7 +33,7 @@ from clustering.attributes import compute_attributes
 from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
 from clustering.features import build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
-from clustering.kinds import get_kind
+from clustering.kinds import SpecView, get_kind, get_spec
 from clustering.pivots import split_on_pivots
 from clustering.profiles import cluster_profiles
 from pipelines.config import JobConfig
@@ -55,39 +55,18 @@ OUTPUT_FILES = (
     "run.json",
 )
 
-# Behaviour given to the entity-level detectors, per kind.
-_BEHAVIOUR = {
-    "signups": ("captcha_score", "username_len", "username_digits", "username_vowel_share"),
-    "senders": ("messages", "recipient_count", "bounce_rate", "complaint_rate", "subject_variety"),
-}
+# Per kind, from its entity spec (clustering/specs/*.toml for the built-in kinds).
+# Behaviour given to the entity-level detectors.
+_BEHAVIOUR: SpecView[tuple[str, ...]] = SpecView(lambda s: s.entity_behaviour)
 # Exact values that join flagged fragments of one actor into one campaign.
-_MERGE_ATTRIBUTES = {
-    "signups": (
-        "email_domain",
-        "email_canonical",
-        "device_id",
-        "ip_prefix24",
-        "ua_build",
-        "user_agent",
-    ),
-    "senders": ("sender_domain", "url_domain", "subject_skeleton", "sender_ip_prefix24"),
-}
+_MERGE_ATTRIBUTES: SpecView[tuple[str, ...]] = SpecView(lambda s: s.merge)
 # Values strangers do not share by accident: they attach an actor's stray entities to its campaign.
-_ATTACH_ATTRIBUTES = {
-    "signups": ("email_domain", "email_canonical", "device_id"),
-    "senders": ("sender_domain", "url_domain", "subject_skeleton"),
-}
+_ATTACH_ATTRIBUTES: SpecView[tuple[str, ...]] = SpecView(lambda s: s.attach)
 # One device or one mailbox behind many entities: where part of a cluster reuses them, that
 # part is split off (clustering.pivots). A sender is already one mailbox.
-_PIVOT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "signups": ("device_id", "email_canonical"),
-    "senders": (),
-}
+_PIVOT_ATTRIBUTES: SpecView[tuple[str, ...]] = SpecView(lambda s: s.pivots)
 # Shared-infrastructure counts ("how many others signed up from this /24 today").
-_VELOCITY = {
-    "signups": ("ip_prefix24", "device_id", "ua_build", "email_domain", "email_canonical"),
-    "senders": ("sender_ip_prefix24", "sender_domain", "url_domain"),
-}
+_VELOCITY: SpecView[tuple[str, ...]] = SpecView(lambda s: s.velocity)
 
 
 def code_version() -> str:
@@ -210,7 +189,11 @@ def detect(
             run_id=run_id,
             created_at=created_at,
             code_version=code_version(),
-            parameters={"kind": kind, **config.to_dict()[kind], "rules": config.to_dict()["rules"]},
+            parameters={
+                "kind": kind,
+                **asdict(config.kind(kind)),
+                "rules": config.to_dict()["rules"],
+            },
             inducer=GreedyRuleInducer(
                 kind,
                 min_recall=rc.min_recall,
@@ -246,7 +229,9 @@ def detect(
 
 def allowlists_for(kind: str, config: JobConfig) -> list[dict[str, Any]]:
     """The configured allowlist entries of ``kind``, as bundle entries (rule conditions)."""
-    a = getattr(config.allowlists, kind)
+    a = getattr(config.allowlists, kind, None)
+    if a is None:  # kinds from an entity spec have no configured allowlists
+        return []
     return allowlist_entries(kind, domains=a.domains, asns=a.asns, prefixes=a.prefixes, ids=a.ids)
 
 
@@ -271,12 +256,13 @@ def _add_timer_pools(
     them as noise or inside ordinary crowds; :func:`anomaly.cadence.timer_pools` finds them by
     their clock. Members already in a flagged campaign stay where they are.
     """
-    if kind != "signups" or "device_id" not in entities or len(entities) == 0:
+    pool_column = get_spec(kind).timer_pool
+    if pool_column is None or pool_column not in entities or len(entities) == 0:
         return labels, campaigns
     # seconds since the epoch whatever the timestamp unit (readers give us, generators ns)
     epoch = pd.Timestamp(0, tz="UTC")
     seconds = (pd.to_datetime(times, utc=True) - epoch).dt.total_seconds().to_numpy()
-    pools = timer_pools(entities["device_id"], seconds)
+    pools = timer_pools(entities[pool_column], seconds)
     if not pools:
         return labels, campaigns
     labels = labels.copy()
@@ -291,7 +277,7 @@ def _add_timer_pools(
         labels[free] = cid
         camp = campaign_id_for(kind, ids[free])
         members[camp] = ids[free].astype(str)
-        n_dev = entities["device_id"].iloc[free].nunique()
+        n_dev = entities[pool_column].iloc[free].nunique()
         t = times.iloc[free]
         rows.append(
             pd.DataFrame(
@@ -463,7 +449,7 @@ def run_job(
     from pipelines.report import write_report  # report pulls plotting code; keep it lazy
 
     if not inputs:
-        raise ValueError("no inputs: give --signups and/or --senders")
+        raise ValueError("no inputs: give --signups, --senders and/or --events")
     config = config or JobConfig()
     stages = stages or Stages(show_progress=False)
     out = Path(out_dir)
