@@ -93,7 +93,11 @@ class JobConfig:
         return self.kinds.get(name) or KindConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["kinds"]:
+            # runs of the built-in kinds only keep the parameters (and run ids) they had
+            del out["kinds"]
+        return out
 
 
 def _apply(obj: Any, data: dict[str, Any], path: str, where: str) -> None:
