@@ -187,6 +187,26 @@ def test_a_kind_of_ones_own_runs_end_to_end(tmp_path: Path) -> None:
     assert sorted(zip(got["id"], got["rule_id"], strict=True)) == sorted(
         zip(py["id"], py["rule_id"], strict=True)
     )
+    # and so does every rule's CEL expression, on a sample of rows (cel-python is slow)
+    import celpy
+
+    from anomaly.export_cel import cel_activation
+    from clustering.attributes import compute_attributes
+
+    cel = json.loads((out / "rules" / "profiles.cel.json").read_text())
+    assert cel["kind"] == "profiles" and len(cel["rules"]) == len(rules)
+    sample = frame.sample(n=300, random_state=1)
+    attrs = compute_attributes(sample, "profiles")
+    env = celpy.Environment()
+    for rule in cel["rules"]:
+        prog = env.program(env.compile(rule["expression"]))
+        hit = {
+            rid
+            for rid, row in zip(sample["id"], attrs.to_dict("records"), strict=True)
+            if bool(prog.evaluate(celpy.json_to_cel(cel_activation(row, "profiles"))))
+        }
+        want = set(py.loc[py["rule_id"] == rule["id"], "id"]) & set(sample["id"])
+        assert hit == want, rule["id"]
     enforced = set(py.loc[py["action"] != "shadow", "id"])
     assert enforced, "the campaign's rules are enforced"
     assert len(enforced - bots) <= 1
