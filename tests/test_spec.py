@@ -219,3 +219,84 @@ def test_cli_spec_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert f"{bad}: columns.ip.role: unknown role" in capsys.readouterr().err
     code = main(["run", "--events", "logins=x.csv", "--out", str(tmp_path)])
     assert code == 2 and "no --spec defines kind 'logins'" in capsys.readouterr().err
+
+
+LOGINS = """
+name = "logins"
+id_column = "login_id"
+time_column = "at"
+entity_column = "account"
+[columns]
+login_id = { type = "string", role = "id", required = true }
+at = { type = "timestamp", role = "time", required = true }
+account = { type = "string", role = "categorical", required = true }
+email = { type = "string", role = "email" }
+ip = { type = "string", role = "ip", required = true }
+user_agent = { type = "string", role = "user_agent" }
+failures = { type = "integer", role = "count", behaviour = true }
+"""
+
+
+def _logins(seed: int = 0) -> tuple[pd.DataFrame, set[str]]:
+    """People logging in from their own places, and accounts taken over from a few subnets."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2026-11-01", tz="UTC")
+    browsers = [f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/{v}.0.{b}.{p} Safari/537.36"
+                for v in (118, 119, 120) for b in (6045, 6099) for p in (105, 160)]  # fmt: skip
+    domains = ["gmail.com", "yahoo.com", "outlook.com", "web.de", "orange.fr"]
+    rows = []
+    for a in range(2500):
+        home = f"{rng.integers(1, 223)}.{rng.integers(0, 255)}.{rng.integers(0, 255)}"
+        ua = str(rng.choice(browsers))
+        for _ in range(int(rng.integers(1, 5))):
+            rows.append(("u", a, home, ua, int(rng.poisson(0.2)), rng.choice(domains)))
+    bot_ua = "Mozilla/5.0 (X11; Linux x86_64) Chrome/96.0.4664.45 Safari/537.36"
+    for a in range(250):
+        for _ in range(3):
+            ip = f"185.220.{100 + rng.integers(0, 4)}"
+            rows.append(("t", a, ip, bot_ua, int(rng.integers(3, 9)), rng.choice(domains)))
+    out = []
+    for i, (who, a, net, ua, failures, domain) in enumerate(rows):
+        out.append(
+            {
+                "login_id": f"l{i:06d}",
+                "at": t0 + pd.Timedelta(seconds=int(rng.integers(0, 86400))),
+                "account": f"{who}{a:05d}",
+                "email": f"{who}{a:05d}@{domain}",
+                "ip": f"{net}.{rng.integers(1, 255)}",
+                "user_agent": ua,
+                "failures": failures,
+            }
+        )
+    frame = pd.DataFrame(out).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return frame, {f"t{a:05d}" for a in range(250)}
+
+
+def test_a_kind_whose_entity_has_many_events(tmp_path: Path) -> None:
+    spec_path = _spec_file(tmp_path, LOGINS)
+    frame, taken_over = _logins()
+    data = tmp_path / "logins.parquet"
+    frame.to_parquet(data)
+    out = tmp_path / "out"
+    args = ["run", "--spec", str(spec_path), "--events", f"logins={data}", "--out", str(out)]
+    assert main(args) == 0
+    assign = pd.read_parquet(out / "assignments.parquet")
+    assert len(assign) == frame["account"].nunique()  # one row per account, not per login
+    campaigns = pd.read_parquet(out / "campaigns.parquet")
+    flagged = set(campaigns.loc[campaigns["flagged"], "campaign_id"])
+    caught = set(assign.loc[assign["campaign_id"].isin(flagged), "entity_id"])
+    assert len(caught & taken_over) >= 0.9 * len(taken_over)
+    assert len(caught - taken_over) <= 0.05 * len(caught)
+
+    from anomaly.export import apply_bundle, load_bundle
+
+    py = apply_bundle(load_bundle(out / "rules" / "bundle.json"), frame, "logins")
+    con = duckdb.connect()
+    con.register("logins", frame)
+    got = con.execute((out / "rules" / "logins.sql").read_text()).fetchdf()
+    assert sorted(zip(got["login_id"], got["rule_id"], strict=True)) == sorted(
+        zip(py["login_id"], py["rule_id"], strict=True)
+    )
+    hit_accounts = set(frame.loc[frame["login_id"].isin(py["login_id"]), "account"])
+    assert len(hit_accounts & taken_over) >= 0.9 * len(taken_over)
+    assert len(hit_accounts - taken_over) <= 2
