@@ -46,6 +46,13 @@ DETECTORS = ("ecod", "copod", "hbos", "iforest")
 _DIRECTION: dict[str, float] = {name: 1.0 for name in DETECTORS}
 
 
+# PyOD's ECOD and COPOD score new rows by refitting their empirical distributions on the
+# training rows *plus the whole batch*, so a row's score depends on what it is scored with
+# (200 near-copies of an outlier scored together make each other look ordinary). These are
+# scored one row at a time against the training rows alone.
+_BATCH_DEPENDENT = frozenset({"ecod", "copod"})
+
+
 def _oriented(name: str, scores: np.ndarray) -> np.ndarray:
     return _DIRECTION[name] * np.asarray(scores, dtype=np.float64)
 
@@ -71,6 +78,8 @@ class Detector:
         1 where the score exceeds the threshold.
     reference_scores_ : ndarray
         Sorted scores of the reference data.
+    fit_scores_ : ndarray of shape (n_reference,)
+        The reference rows' own scores, in row order.
     metadata_ : dict
         detector, library version, threshold, target_fpr.
     """
@@ -99,7 +108,10 @@ class Detector:
         fit_on = X if reference is None else _check(reference)
         model.fit(fit_on)
         self.model_ = model
-        ref_scores = _oriented(self.name, model.decision_function(fit_on))
+        # the scores of the fitted rows themselves (PyOD's decision_scores_), not a rescoring
+        # of them as if they were new
+        ref_scores = _oriented(self.name, model.decision_scores_)
+        self.fit_scores_ = ref_scores
         self.reference_scores_ = np.sort(ref_scores)
         self.threshold_ = float(np.quantile(ref_scores, 1 - self.target_fpr))
         self.decision_scores_ = ref_scores if reference is None else self.decision_function(X)
@@ -114,12 +126,22 @@ class Detector:
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Scores of ``X``, higher = more anomalous."""
-        return _oriented(self.name, self.model_.decision_function(_check(X)))
+        """Scores of ``X``, higher = more anomalous; each row's score depends on it alone."""
+        X = _check(X)
+        if self.name in _BATCH_DEPENDENT and len(X) > 1:
+            raw = np.concatenate(
+                [self.model_.decision_function(X[i : i + 1]) for i in range(len(X))]
+            )
+        else:
+            raw = self.model_.decision_function(X)
+        return _oriented(self.name, raw)
 
     def tail_probability(self, X: np.ndarray) -> np.ndarray:
         """Share of reference scores at or above each score of ``X`` (a p-value-like figure)."""
-        s = self.decision_function(X)
+        return self.tail_of_scores(self.decision_function(X))
+
+    def tail_of_scores(self, s: np.ndarray) -> np.ndarray:
+        """:meth:`tail_probability` of scores already computed (the fitted rows' own)."""
         ref = self.reference_scores_
         above = len(ref) - np.searchsorted(ref, s, side="left")
         return (above + 1) / (len(ref) + 1)
@@ -157,7 +179,11 @@ class DetectorEnsemble:
         self.detectors_ = [
             Detector(name, self.target_fpr, self.random_state).fit(ref) for name in self.detectors
         ]
-        ref_scores = self.decision_function(ref)
+        # the reference rows' own scores: rescoring them as new rows would be slow (ECOD and
+        # COPOD score new rows one at a time) and not what they scored when fitted
+        ref_scores = np.mean(
+            [-np.log10(d.tail_of_scores(d.fit_scores_)) for d in self.detectors_], axis=0
+        )
         self.reference_scores_ = np.sort(ref_scores)
         self.threshold_ = float(np.quantile(ref_scores, 1 - self.target_fpr))
         self.decision_scores_ = ref_scores if reference is None else self.decision_function(X)

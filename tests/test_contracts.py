@@ -126,6 +126,20 @@ def test_detector_contract(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [*DETECTORS, "ensemble"])
+def test_scores_of_new_rows_do_not_depend_on_the_batch(name: str) -> None:
+    """ECOD and COPOD refit on training + batch in PyOD: copies must not hide each other."""
+    X = _data()
+    det = DetectorEnsemble(target_fpr=0.05) if name == "ensemble" else Detector(name, 0.05)
+    det.fit(X)
+    outlier = np.full((1, X.shape[1]), 8.0)
+    alone = det.decision_function(outlier)
+    crowd = det.decision_function(np.vstack([outlier] * 200 + [X[:50]]))
+    np.testing.assert_allclose(crowd[:200], alone[0])
+    np.testing.assert_allclose(crowd[200:], det.decision_function(X[:50]))
+    assert alone[0] > np.quantile(det.decision_scores_, 0.99)
+
+
+@pytest.mark.parametrize("name", [*DETECTORS, "ensemble"])
 def test_detector_column_order_matters_consistently(name: str) -> None:
     """Permuting feature columns must not change which rows are most anomalous."""
     X = _data()
