@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--signups")
     src.add_argument("--senders")
+    src.add_argument("--events", metavar="KIND=PATH", help="events of a kind defined by --spec")
+    a.add_argument("--spec", action="append", default=[], metavar="FILE", help="entity spec")
     a.add_argument("--out", required=True, help="Parquet file of matches")
     df = rsub.add_parser("diff", help="rules added, removed, changed, widened, narrowed")
     df.add_argument("old", help="earlier bundle.json")
@@ -196,9 +198,12 @@ def _cmd_rules_apply(args: argparse.Namespace) -> int:
     from anomaly.export import apply_bundle, load_bundle
     from pipelines.readers import read_events
 
-    kind = "signups" if args.signups else "senders"
+    if args.events:
+        ((kind, path),) = _spec_sources(args.spec, [args.events]).items()
+    else:
+        kind, path = ("signups", args.signups) if args.signups else ("senders", args.senders)
     bundle = load_bundle(args.bundle)
-    events = read_events(args.signups or args.senders, kind).frame
+    events = read_events(path, kind).frame
     matches = apply_bundle(bundle, events, kind)
     atomic_write_parquet(matches, Path(args.out))
     print(f"{len(matches)} matches written to {args.out}")
