@@ -41,6 +41,7 @@ __all__ = [
     "builtin_spec_path",
     "load_spec",
     "parse_spec",
+    "read_toml",
 ]
 
 
@@ -353,14 +354,18 @@ def load_spec(path: str | Path) -> EntitySpec:
         Unreadable TOML, an unknown key, role, type or derivation, a reference to a column or
         attribute that does not exist; the message names the file and the key.
     """
+    return parse_spec(read_toml(path, SpecError, "spec"), str(path))
+
+
+def read_toml(path: str | Path, error: type[ValueError], what: str) -> dict[str, Any]:
+    """The TOML document at ``path``; ``error`` naming the file when it is missing or broken."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SpecError(f"{p}: no such spec file") from None
+        raise error(f"{p}: no such {what} file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{p}: not valid TOML: {exc}") from None
-    return parse_spec(data, str(p))
+        raise error(f"{p}: not valid TOML: {exc}") from None
 
 
 def parse_spec(data: dict[str, Any], source: str = "<spec>") -> EntitySpec:

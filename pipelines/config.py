@@ -5,10 +5,11 @@ Unknown keys and wrong types are errors (a typo must not silently fall back to a
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from clustering.spec import read_toml
 
 __all__ = [
     "AllowlistConfig",
@@ -141,12 +142,6 @@ def load_config(path: str | Path | None) -> JobConfig:
     cfg = JobConfig()
     if path is None:
         return cfg
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    _apply(cfg, data, str(p), "")
+    data = read_toml(path, ConfigError, "config")
+    _apply(cfg, data, str(path), "")
     return cfg
