@@ -49,7 +49,7 @@ from anomaly.rules import (
     validate_condition,
 )
 from clustering.attributes import attributes_for, compute_attributes, sql_identifier, sql_string
-from clustering.kinds import KINDS, SpecView, get_kind
+from clustering.kinds import BUILTIN_KINDS, KINDS, SpecView, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -245,16 +245,38 @@ def _check_entry(entry: Any, kind: str) -> None:
         raise RuleError(f"{label}: {exc}") from None
 
 
-def _normalise_allowlists(allowlists: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every kind's entries, checked, deep-copied and sorted by name."""
+def bundle_kinds(bundle: dict[str, Any]) -> list[str]:
+    """The kinds a bundle speaks of: the built-in ones, then those of its rules and allowlists.
+
+    Not every kind registered in this process: the same rules must give the same bundle and
+    the same exported files whatever else the process has seen.
+    """
+    rules = bundle.get("rules") or []
+    used = {r.get("kind") for r in rules if isinstance(r, dict)}
+    used |= set(bundle.get("allowlists") or {})
+    return _with_builtins(k for k in used if isinstance(k, str))
+
+
+def _with_builtins(kinds: Iterable[str]) -> list[str]:
+    return [*BUILTIN_KINDS, *sorted(set(kinds) - set(BUILTIN_KINDS))]
+
+
+def _normalise_allowlists(
+    allowlists: Any, kinds: Iterable[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
+    """Every kind's entries, checked, deep-copied and sorted by name.
+
+    The result has the built-in kinds, ``kinds`` and those of ``allowlists``; a kind with
+    entries must be known to this process (its attributes check them).
+    """
     if allowlists is None:
         allowlists = {}
     if not isinstance(allowlists, dict):
         raise RuleError("allowlists must be an object: kind -> list of entries")
-    if unknown := sorted(set(allowlists) - set(KINDS)):
+    if unknown := sorted(k for k, v in allowlists.items() if v and k not in KINDS):
         raise RuleError(f"allowlists: unknown kind(s) {unknown}; known: {list(KINDS)}")
     out: dict[str, list[dict[str, Any]]] = {}
-    for kind in KINDS:
+    for kind in _with_builtins([*kinds, *allowlists]):
         entries = allowlists.get(kind) or []
         if not isinstance(entries, list):
             raise RuleError(f"allowlist {kind}: must be a list of entries")
@@ -325,7 +347,7 @@ def build_bundle(
         An invalid rule or allowlist entry, a duplicate id, or a bundle that the schema
         refuses (the message names the JSON path and the rule).
     """
-    allow = _normalise_allowlists(allowlists)
+    allow = _normalise_allowlists(allowlists, {r.kind for r in rules})
     seen: set[str] = set()
     for rule in rules:
         rule.validate()
@@ -589,7 +611,7 @@ def load_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
 def _upgrade_legacy(bundle: dict[str, Any]) -> dict[str, Any]:
     """A bundle from before allowlists and rule lifecycles, with the new keys' defaults."""
     out = copy.deepcopy(bundle)
-    out["allowlists"] = {kind: [] for kind in KINDS}
+    out["allowlists"] = {kind: [] for kind in BUILTIN_KINDS}
     for d in out["rules"] if isinstance(out["rules"], list) else []:
         if not isinstance(d, dict):
             continue  # the schema names it
@@ -720,9 +742,9 @@ def publish_bundle(
     rules_dir = Path(rules_dir)
     payloads: dict[str, tuple[Path, bytes]] = {
         kind: (rules_dir / f"{kind}.sql", bundle_to_sql(bundle, kind).encode("utf-8"))
-        for kind in KINDS
+        for kind in bundle_kinds(bundle)
     }
-    for kind in KINDS:
+    for kind in bundle_kinds(bundle):
         payloads[f"{kind}.cel"] = (
             rules_dir / f"{kind}.cel.json",
             canonical_json(bundle_to_cel(bundle, kind)),

@@ -62,7 +62,7 @@ from anomaly.rules import (
     validate_condition,
 )
 from clustering.attributes import attributes_for, ipv4_int, ipv6_expand
-from clustering.kinds import KINDS, get_kind
+from clustering.kinds import BUILTIN_KINDS, KINDS, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,8 @@ def _kind_for(cond: dict[str, Any], kind: str | None) -> str:
     if kind is not None:
         return kind
     names = condition_attributes(cond)
-    for k in sorted(KINDS):
+    # built-in kinds first: a kind registered later must not take their conditions over
+    for k in [*sorted(BUILTIN_KINDS), *sorted(set(KINDS) - set(BUILTIN_KINDS))]:
         if names <= set(attributes_for(k)):
             return k
     raise RuleError(f"attributes {sorted(names)} do not all belong to one kind; pass kind")

@@ -297,3 +297,18 @@ def test_a_kind_whose_entity_has_many_events(tmp_path: Path) -> None:
     hit_accounts = set(frame.loc[frame["login_id"].isin(py["login_id"]), "account"])
     assert len(hit_accounts & taken_over) >= 0.9 * len(taken_over)
     assert len(hit_accounts - taken_over) <= 2
+
+
+def test_registered_kinds_do_not_change_a_built_in_bundle(tmp_path: Path) -> None:
+    from anomaly.export import build_bundle, canonical_json, write_rules
+
+    def bundle() -> dict:
+        return build_bundle(
+            [], run_id="r", created_at="2026-11-01T00:00:00+00:00", code_version="x", parameters={}
+        )
+
+    before = canonical_json(bundle())
+    register_spec(load_spec(_spec_file(tmp_path, MINIMAL)))
+    assert canonical_json(bundle()) == before
+    written = write_rules(tmp_path / "out", bundle())
+    assert not any("logins" in str(p) for p in written.values())
