@@ -536,12 +536,14 @@ class _Parser:
             k: self.string(v, f"entity.extra.{k}")
             for k, v in self.table(entity.get("extra"), "entity.extra").items()
         }
-        for k, how in {**aggregate, **extra}.items():
-            op, _, src = how.partition(":")
-            if op not in _AGGREGATES:
-                raise self.fail(f"entity.*.{k}", f"unknown aggregate {op!r}; known: {_AGGREGATES}")
-            if src and src not in attr_names and src not in cols:
-                raise self.fail(f"entity.*.{k}", f"no attribute or column {src!r}")
+        for part, table in (("aggregate", aggregate), ("extra", extra)):
+            for k, how in table.items():
+                op, _, src = how.partition(":")
+                key = f"entity.{part}.{k}"
+                if op not in _AGGREGATES:
+                    raise self.fail(key, f"unknown aggregate {op!r}; known: {_AGGREGATES}")
+                if src and src not in attr_names and src not in cols:
+                    raise self.fail(key, f"no attribute or column {src!r}")
         if entity_column != id_column and not aggregate:
             aggregate = _default_aggregate(cols, attributes)
         # what the entity table holds: attributes (one row per entity) or their aggregates

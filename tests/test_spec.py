@@ -71,6 +71,9 @@ def test_spelled_out_tables_are_checked_against_the_attributes(tmp_path: Path) -
     bad = MINIMAL + '[rules.attributes]\nip_prefix24 = ["in", 3]\n'
     with pytest.raises(SpecError, match=r"rules\.attributes\.ip_prefix24: must be"):
         load_spec(_spec_file(tmp_path, bad))
+    bad = MINIMAL + '[entity.aggregate]\nip_prefix24 = "mode:ip_prefix24"\n'
+    with pytest.raises(SpecError, match=r"entity\.aggregate\.ip_prefix24: unknown aggregate"):
+        load_spec(_spec_file(tmp_path, bad))
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(_spec_file(tmp_path, "name = \n"))
 
