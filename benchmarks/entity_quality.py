@@ -77,9 +77,9 @@ PROFILE_COLUMNS = (
     "favourites_count",
     "listed_count",
 )
-# Clustering parameters per kind, chosen from the data's scale before looking at any label:
-# profiles as the built-in signups (campaigns of hundreds); messages as the built-in senders
-# (templates repeat a few to a few dozen times).
+# Clustering parameters per kind. The sizes were chosen from the data's scale before looking
+# at any label: profiles as the built-in signups (campaigns of hundreds); messages as the
+# built-in senders (templates repeat a few to a few dozen times).
 KIND_SETTINGS: dict[str, dict[str, Any]] = {
     # No cluster cap: the cap (0.2 of the entities) keeps a night's benign crowd from one vast
     # cluster, but a curated set can be 41% one campaign (Cresci's spambots #2). Chosen after

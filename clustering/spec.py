@@ -559,7 +559,7 @@ class _Parser:
         families = defaults["families"]
         if "families" in scoring:
             families = {
-                fam: self.names(v, f"scoring.families.{fam}", attr_names, "attribute")
+                fam: self.names(v, f"scoring.families.{fam}", attr_names | entity_cols, "name")
                 for fam, v in self.table(scoring["families"], "scoring.families").items()
             }
         rules = self.table(
@@ -597,11 +597,15 @@ class _Parser:
                 raise self.fail(f"rules.allowlist.{k}", f"unknown attribute {v!r}")
             allowlist[k] = v or None
 
-        def listed(table: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        sections = {"scoring": scoring, "clustering": clustering, "rules": rules}
+
+        def listed(where: str, default: Any, within: set[str] = known) -> tuple[str, ...]:
+            """The names at ``where`` (each in ``within``), else the roles' ``default``."""
+            section, key = where.split(".")
+            table = sections[section]
             if key not in table:
-                return default
-            section = "scoring" if table is scoring else "clustering"
-            return self.names(table[key], f"{section}.{key}", known, "attribute")
+                return tuple(default)
+            return self.names(table[key], where, within, "name")
 
         timer_pool = clustering.get("timer_pool")
         if timer_pool is not None and timer_pool not in known:
@@ -615,45 +619,19 @@ class _Parser:
             attributes=attributes,
             features=features,
             families=families,
-            supporting_families=frozenset(
-                self.names(
-                    scoring.get("supporting", []), "scoring.supporting", set(families), "family"
-                )
-            ),
-            profile_attributes=self.names(
-                clustering["profile"], "clustering.profile", known, "attribute"
-            )
-            if "profile" in clustering
-            else defaults["profile"],
+            supporting_families=frozenset(listed("scoring.supporting", (), set(families))),
+            profile_attributes=listed("clustering.profile", defaults["profile"]),
             rule_attributes=rule_attributes,
-            behaviour=self.names(scoring["behaviour"], "scoring.behaviour", known, "column")
-            if "behaviour" in scoring
-            else defaults["behaviour"],
-            low_is_suspicious=frozenset(
-                self.names(
-                    scoring["low_is_suspicious"], "scoring.low_is_suspicious", known, "column"
-                )
-                if "low_is_suspicious" in scoring
-                else defaults["low"]
-            ),
-            velocity=self.names(clustering["velocity"], "clustering.velocity", known, "attribute")
-            if "velocity" in clustering
-            else defaults["velocity"],
-            pivots=self.names(clustering["pivots"], "clustering.pivots", known, "attribute")
-            if "pivots" in clustering
-            else defaults["pivots"],
-            rotated_first=frozenset(
-                self.names(rules["rotated_first"], "rules.rotated_first", attr_names, "attribute")
-                if "rotated_first" in rules
-                else defaults["rotated"]
-            ),
-            portable=frozenset(
-                self.names(rules.get("portable", []), "rules.portable", attr_names, "attribute")
-            ),
+            behaviour=listed("scoring.behaviour", defaults["behaviour"]),
+            low_is_suspicious=frozenset(listed("scoring.low_is_suspicious", defaults["low"])),
+            velocity=listed("clustering.velocity", defaults["velocity"]),
+            pivots=listed("clustering.pivots", defaults["pivots"]),
+            rotated_first=frozenset(listed("rules.rotated_first", defaults["rotated"], attr_names)),
+            portable=frozenset(listed("rules.portable", (), attr_names)),
             coarser=coarser,
-            entity_behaviour=listed(scoring, "entity_behaviour", defaults["entity_behaviour"]),
-            merge=listed(clustering, "merge", defaults["merge"]),
-            attach=listed(clustering, "attach", defaults["attach"]),
+            entity_behaviour=listed("scoring.entity_behaviour", defaults["entity_behaviour"]),
+            merge=listed("clustering.merge", defaults["merge"]),
+            attach=listed("clustering.attach", defaults["attach"]),
             allowlist=allowlist,
             entity_lowercase=self.flag(d.get("entity_lowercase", False), "entity_lowercase"),
             aggregate=aggregate,
