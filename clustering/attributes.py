@@ -567,6 +567,32 @@ def _vowel_share_arrow(a: pa.Array) -> pa.Array:
 
 _VOWEL_SHARE = _Step(sql=_vowel_share_sql, arrow=_vowel_share_arrow)
 
+
+_DIGIT_RUNS = re.compile("[0-9]+")
+
+
+def _digit_run_sql(x: str) -> str:
+    runs = f"regexp_extract_all({x}, '[0-9]+')"
+    return (
+        f"CASE WHEN {x} IS NULL THEN NULL ELSE "
+        f"coalesce(list_max(list_transform({runs}, lambda s: length(s))), 0) END"
+    )
+
+
+def _digit_run_arrow(a: pa.Array) -> pa.Array:
+    # runs on the distinct values only (see _Step)
+    return pa.array(
+        [
+            None if v is None else max((len(r) for r in _DIGIT_RUNS.findall(v)), default=0)
+            for v in a.to_pylist()
+        ],
+        type=pa.int64(),
+    )
+
+
+# Longest run of digits: phone numbers and short codes are how bulk messages ask for a reply.
+_DIGIT_RUN = _Step(sql=_digit_run_sql, arrow=_digit_run_arrow)
+
 # --------------------------------------------------------------------------- attributes
 
 
@@ -698,6 +724,18 @@ def _utc_hour(column: str) -> tuple[str, _Compute]:
     return sql, compute
 
 
+def _utc_date(column: str) -> tuple[str, _Compute]:
+    """UTC calendar date ('YYYY-MM-DD') of a timestamp column, whatever the session time zone."""
+    sql = (
+        f"CAST(CAST(make_timestamp(epoch_ms({sql_identifier(column)}) * 1000) AS DATE) AS VARCHAR)"
+    )
+
+    def compute(df: pd.DataFrame) -> Any:
+        return pd.to_datetime(_column_values(df, column), utc=True).dt.strftime("%Y-%m-%d")
+
+    return sql, compute
+
+
 _OWN_USERNAME = _chain(_lower(), _nullif_empty())
 _EMAIL_LOCAL = _chain(_lower(), _BEFORE_LAST_AT)
 
@@ -723,6 +761,7 @@ _STEPS: dict[str, _Step] = {
     "local_shape": _chain(_lower(), _BEFORE_LAST_AT, _NAME_SHAPE),
     "text_shape": _TEXT_SHAPE,
     "skeleton": _SUBJECT_SKELETON,
+    "digit_run": _chain(_nullif_empty(), _DIGIT_RUN),  # as length and digits: empty = missing
     "url_host": _URL_HOST,
     "url_tld": _chain(_URL_HOST, _TLD),
     "ip_version": _IP_VERSION,
@@ -756,6 +795,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "text_shape": "{column} with digits -> '9', [A-Z] runs -> 'A', [a-z] runs -> 'a', "
     "whitespace runs -> ' ', trimmed",
     "skeleton": "{column} lower-cased, digit runs -> '#', whitespace runs -> ' ', trimmed",
+    "digit_run": "length of the longest run of ASCII digits in {column} (0 if none; null if empty)",
     "url_host": "lower-cased host of the first http(s) URL in {column}",
     "url_tld": "last label of the host of the first http(s) URL in {column}",
     "ip_version": "4 or 6 when {column} is a valid IP address, else null",
@@ -769,6 +809,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "ua_os": "operating system: " + ", ".join(n for n, _ in _UA_OS) + ", else 'Other'",
     "ua_build": "version token of the user agent's family in {column}",
     "hour": "UTC hour of {column}",
+    "utc_date": "UTC calendar date of {column}, 'YYYY-MM-DD'",
 }
 
 
@@ -808,6 +849,8 @@ def _from_spec(spec: EntitySpec) -> dict[str, Attribute]:
             form = _passthrough(a.column, dtype)
         elif a.derive == "hour":
             form = _utc_hour(a.column)
+        elif a.derive == "utc_date":
+            form = _utc_date(a.column)
         elif a.fallback is not None:
             step = None if a.derive == "lower" else _NAME_STEPS.get(a.derive, _STEPS[a.derive])
             form = _with_fallback(a.column, a.fallback, step)

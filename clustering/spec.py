@@ -68,6 +68,7 @@ DERIVATIONS: dict[str, str] = {
     "vowel_share": "float",
     "text_shape": "string",
     "skeleton": "string",
+    "digit_run": "integer",
     "url_host": "string",
     "url_tld": "string",
     "ip_version": "integer",
@@ -79,6 +80,7 @@ DERIVATIONS: dict[str, str] = {
     "ua_os": "string",
     "ua_build": "string",
     "hour": "integer",
+    "utc_date": "string",
 }
 
 COLUMN_TYPES = ("string", "timestamp", "integer", "float", "boolean")
@@ -108,7 +110,7 @@ class _Role:
 
 ROLES: dict[str, _Role] = {
     "id": _Role(("string", "integer"), {"": "raw"}),
-    "time": _Role(("timestamp",), {"hour": "hour"}),
+    "time": _Role(("timestamp",), {"hour": "hour", "day": "utc_date"}),
     "ignore": _Role(COLUMN_TYPES, {}),
     "email": _Role(
         ("string",),
@@ -212,6 +214,9 @@ ROLES: dict[str, _Role] = {
         {
             "skeleton": "skeleton",
             "shape": "text_shape",
+            "len": "length",
+            "digits": "digits",
+            "digit_run": "digit_run",
             "url_domain": "url_host",
             "url_tld": "url_tld",
         },
@@ -222,6 +227,9 @@ ROLES: dict[str, _Role] = {
         rules={
             "skeleton": ("in", 1),
             "shape": ("in", 1),
+            "len": ("range", 1),
+            "digits": ("range", 1),
+            "digit_run": ("range", 1),
             "url_tld": ("in", 1),
             "url_domain": ("in", 2),
         },
@@ -697,7 +705,7 @@ def _role_attributes(cols: dict[str, ColumnSpec]) -> list[AttributeDef]:
     out = []
     for c in cols.values():
         for suffix, derive in ROLES[c.role].attributes.items():
-            name = "hour" if c.role == "time" else _attr_name(c, suffix)
+            name = suffix if c.role == "time" else _attr_name(c, suffix)
             out.append(AttributeDef(name, c.name, derive, c.fallback, f"{derive} of {c.name}"))
     return out
 
@@ -731,6 +739,12 @@ def _role_tables(
         if c.role == "time":
             if "hour" in present:
                 feats["cyclic"]["hour"] = 0.3 * c.weight
+            # accounts made in one burst share their day, where the data spans months or
+            # years; in one night's window every row shares it, and rarity weighs it to 0.
+            # No rule reads it: a past day matches nothing the rule will meet later.
+            if "day" in present:
+                feats["categorical"]["day"] = 0.5 * c.weight
+                feats["counts"]["day"] = 0.5 * c.weight
             continue
 
         def name(suffix: str, c: ColumnSpec = c) -> str:
@@ -814,5 +828,6 @@ def _default_aggregate(
         elif c.role not in ("id", "time"):
             out[a.name] = f"most_frequent:{a.name}"
         elif c.role == "time":
-            out[a.name] = f"median:{a.name}"
+            numeric = DERIVATIONS[a.derive] in ("integer", "float")
+            out[a.name] = f"{'median' if numeric else 'most_frequent'}:{a.name}"
     return out

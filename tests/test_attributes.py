@@ -642,3 +642,58 @@ def test_fast_on_100k_rows() -> None:
         start = time.perf_counter()
         compute_attributes(df, "signups", [name])
         assert time.perf_counter() - start < 1.0, name
+
+
+# ------------------------------------------------------------- derivations of spec roles
+
+NOTES_SPEC = """
+name = "notes"
+id_column = "note_id"
+time_column = "at"
+[columns]
+note_id = { type = "string", role = "id", required = true }
+at = { type = "timestamp", role = "time", required = true }
+text = { type = "string", role = "text" }
+"""
+
+
+def test_text_and_time_role_derivations_agree_in_python_and_sql() -> None:
+    import tomllib
+
+    from clustering.kinds import register_spec
+    from clustering.spec import parse_spec
+
+    register_spec(parse_spec(tomllib.loads(NOTES_SPEC), "notes.toml"))
+    texts = [
+        "Call 08712300220 now, 2 prizes",  # the longest run counts, not the first
+        "no digits at all",
+        "",
+        None,
+        "٣٣٣ Arabic-Indic digits are not ASCII 12",
+        "e\u0301 1 22 333",
+    ]
+    at = pd.to_datetime(
+        [
+            "2024-01-01T23:59:59.999Z",
+            "2024-01-02T00:00:00Z",
+            "1969-12-31T23:30:00Z",
+            "2024-01-01T05:00:00+03:00",  # 02:00 UTC
+            "2014-02-18T10:00:00Z",
+            "2000-02-29T12:00:00Z",
+        ],
+        utc=True,
+        format="ISO8601",
+    )
+    df = pd.DataFrame({"note_id": [f"n{i}" for i in range(6)], "at": at, "text": texts})
+    assert_same_values(df, "notes")
+    got = compute_attributes(df, "notes")
+    assert _plain(got["text_digit_run"]) == [11, 0, None, None, 2, 3]
+    assert _plain(got["text_digits"]) == [12, 0, None, None, 2, 6]
+    assert _plain(got["day"]) == [
+        "2024-01-01",
+        "2024-01-02",
+        "1969-12-31",
+        "2024-01-01",
+        "2014-02-18",
+        "2000-02-29",
+    ]

@@ -94,6 +94,33 @@ def test_roles_give_attributes_features_families_and_rules() -> None:
     assert spec.features.categorical["ip_prefix24"] == pytest.approx(0.7)
     assert "failures" in spec.features.log_scale and spec.behaviour == ("failures",)
     assert spec.allowlist["prefixes"] == "ip"
+    # the day an entity was made: a shared value where the data spans many days, never a
+    # rule (a past day matches nothing later); many logins make an account's day their mode
+    assert spec.features.categorical["day"] == pytest.approx(0.5)
+    assert spec.features.counts["day"] == pytest.approx(0.5)
+    assert "day" not in spec.rule_attributes
+    assert spec.aggregate["day"] == "most_frequent:day"
+    assert spec.aggregate["hour"] == "median:hour"
+
+
+def test_the_day_weighs_nothing_within_one_day() -> None:
+    from clustering.features import FeatureSpec, build_features
+
+    days = pd.DataFrame({"day": ["2026-11-01"] * 500})
+    X, _ = build_features(days, FeatureSpec(categorical={"day": 0.5}, counts={"day": 0.5}))
+    assert np.ptp(X, axis=0).max() == 0.0  # every row the same point: no pull either way
+    days.loc[:9, "day"] = "2012-01-17"  # a burst on another day pulls its rows together
+    X, _ = build_features(days, FeatureSpec(categorical={"day": 0.5}, counts={"day": 0.5}))
+    assert np.ptp(X[:10], axis=0).max() == 0.0 and np.ptp(X[10:], axis=0).max() == 0.0
+    assert np.linalg.norm(X[0] - X[10]) > 0.4
+
+
+def test_text_roles_give_range_rules_on_length_and_digits() -> None:
+    text = MINIMAL + 'note = { type = "string", role = "text" }\n'
+    spec = parse_spec(tomllib.loads(text), "logins.toml")
+    for suffix in ("len", "digits", "digit_run"):
+        assert spec.rule_attributes[f"note_{suffix}"] == ("range", 1)
+        assert f"note_{suffix}" not in spec.features.numeric  # rules read them; no feature
 
 
 def test_built_in_kinds_cannot_be_replaced(tmp_path: Path) -> None:
