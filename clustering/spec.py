@@ -780,6 +780,11 @@ def _role_tables(
         if c.role in ("numeric", "count", "boolean") and name("") in present:
             entity_behaviour.append(name(""))
         entity_behaviour += [name(s) for s in role.numeric if s and name(s) in present]
+        if c.role == "text" and c.behaviour:
+            # a message's own shape is what it does: bulk messages carry a number to call
+            entity_behaviour += [
+                name(s) for s in ("len", "digits", "digit_run") if name(s) in present
+            ]
         # exact values strangers do not share by accident join an actor's fragments
         exact = {"email": ("domain", "canonical"), "text": ("skeleton", "url_domain")}
         exact_ip = {"ip": ("prefix24",), "user_agent": ("build", "")}

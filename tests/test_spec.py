@@ -121,6 +121,10 @@ def test_text_roles_give_range_rules_on_length_and_digits() -> None:
     for suffix in ("len", "digits", "digit_run"):
         assert spec.rule_attributes[f"note_{suffix}"] == ("range", 1)
         assert f"note_{suffix}" not in spec.features.numeric  # rules read them; no feature
+        assert f"note_{suffix}" not in spec.entity_behaviour
+    # with behaviour = true, the message's shape feeds the entity score
+    spec = parse_spec(tomllib.loads(text.replace('"text" }', '"text", behaviour = true }')), "x")
+    assert {"note_len", "note_digits", "note_digit_run"} <= set(spec.entity_behaviour)
 
 
 def test_built_in_kinds_cannot_be_replaced(tmp_path: Path) -> None:
