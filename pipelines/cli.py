@@ -1,6 +1,8 @@
 """The `campaigns` command line.
 
-Exit codes: 0 success, 2 bad input or usage (the message names the problem), 1 internal failure.
+Exit codes: 0 success, 2 bad input or usage (the message names the problem), 1 internal failure;
+``campaigns nightly`` adds 3 (another run holds the store's lock) and 4 (run degraded by a
+health check; the last good bundle stays published).
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write rows that break the contract to OUT/quarantine/ instead of failing",
     )
+
+    n = sub.add_parser(
+        "nightly",
+        help="the nightly job: one date's partitions, the store, a published bundle",
+        description="Exit codes: 0 published (or a rerun of an earlier night), 1 internal "
+        "error, 2 bad input or configuration, 3 another run holds the store's lock, 4 run "
+        "degraded by a health check (the last good bundle stays published).",
+    )
+    n.add_argument("--date", required=True, help="the night to process, YYYY-MM-DD")
+    n.add_argument("--config", required=True, help="TOML file with a [nightly] table")
 
     rules = sub.add_parser("rules", help="work with rule bundles")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
@@ -171,6 +183,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_nightly(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.nightly import run_nightly
+    from pipelines.stages import Stages
+
+    config = load_config(args.config)
+    with Stages() as stages:
+        result = run_nightly(args.date, config, stages=stages)
+    stream = sys.stdout if result.exit_code == 0 else sys.stderr
+    print(f"campaigns nightly: {result.message}", file=stream)
+    print(f"outputs in {result.run_dir}", file=stream)
+    return result.exit_code
+
+
 def _spec_sources(specs: list[str], events: list[str]) -> dict[str, str]:
     """Register the ``--spec`` kinds; ``--events KIND=PATH`` pairs, checked against them."""
     from clustering.kinds import register_spec
@@ -268,19 +294,25 @@ def main(argv: list[str] | None = None) -> int:
     from clustering.spec import SpecError
     from pipelines.config import ConfigError
     from pipelines.readers import InputError
+    from pipelines.store import StoreError, StoreLocked
 
     try:
         if args.command == "demo":
             return _cmd_demo(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "nightly":
+            return _cmd_nightly(args)
         if args.command == "rules" and args.rules_command == "apply":
             return _cmd_rules_apply(args)
         if args.command == "rules" and args.rules_command == "diff":
             return _cmd_rules_diff(args)
         if args.command == "rules" and args.rules_command == "rollback":
             return _cmd_rules_rollback(args)
-    except (InputError, ConfigError, RuleError, UsageError, SpecError) as e:
+    except StoreLocked as e:
+        print(f"campaigns: error: {e}", file=sys.stderr)
+        return 3
+    except (InputError, ConfigError, RuleError, UsageError, SpecError, StoreError) as e:
         print(f"campaigns: error: {e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:

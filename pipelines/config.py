@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
+from anomaly.drift import HealthThresholds
 from clustering.spec import read_toml
 
 __all__ = [
@@ -17,7 +18,10 @@ __all__ = [
     "ConfigError",
     "JobConfig",
     "KindConfig",
+    "LifecycleConfig",
+    "NightlyConfig",
     "RuleConfig",
+    "StoreConfig",
     "load_config",
 ]
 
@@ -73,6 +77,50 @@ class Allowlists:
 
 
 @dataclass
+class NightlyConfig:
+    """Where ``campaigns nightly`` reads and writes (docs/nightly.md)."""
+
+    input_dir: str = ""  # partitions: <input_dir>/<kind>/<YYYY-MM-DD>.<ext> or .../<date>/
+    out_dir: str = ""  # runs/<date>/, the published rules/, metrics/
+    kinds: list[str] = field(default_factory=list)  # default: every kind with a folder
+    specs: list[str] = field(default_factory=list)  # entity specs of kinds of one's own
+    lookback_days: int = 7  # earlier nights: rule backtests, drift reference, identity
+    # Prometheus textfile (node_exporter's collector directory); default <out_dir>/metrics/
+    metrics_path: str = ""
+    drift_sample: int = 200_000  # look-back rows the drift reference is computed on, at most
+    min_overlap: float = 0.3  # shared members (of the smaller campaign) that continue one
+    # Euclidean distance of feature centroids under which a campaign with no shared members
+    # continues an earlier one (new accounts every night share no members); 0 = off. On the
+    # synthetic nights a campaign's centroid moved 0.45-0.82 from one night to the next and
+    # the nearest other campaign was 1.24 or more away (docs/nightly.md)
+    max_centroid_distance: float = 1.0
+
+
+@dataclass
+class StoreConfig:
+    """The nightly store (a DuckDB file)."""
+
+    path: str = ""  # default: <nightly.out_dir>/campaigns.duckdb
+
+
+@dataclass
+class LifecycleConfig:
+    """How published rules change status from night to night."""
+
+    promote_after_nights: int = 3  # shadow nights within forecast before enforcing
+    forecast_tolerance: float = 2.0  # live hits up to this many times the forecast are fine
+    actor: str = "nightly-job"  # who the audit trail names for automatic changes
+    # new rules that pass the guard start in shadow and are promoted after
+    # promote_after_nights nights within forecast (false: they enforce at once)
+    new_rules_start_in_shadow: bool = True
+
+
+# Sections only the nightly job reads: a plain run leaves them out of its parameters (and so
+# out of its run id and bundle) while they hold their defaults.
+_NIGHTLY_SECTIONS = ("health", "nightly", "store", "lifecycle")
+
+
+@dataclass
 class JobConfig:
     """Everything a run depends on besides its inputs."""
 
@@ -85,6 +133,11 @@ class JobConfig:
     allowlists: Allowlists = field(default_factory=Allowlists)
     # kinds defined by an entity spec: ``[kinds.<name>]`` tables with KindConfig's keys
     kinds: dict[str, KindConfig] = field(default_factory=dict)
+    # when a nightly run counts as degraded (``[health]`` table; anomaly/drift.py)
+    health: HealthThresholds = field(default_factory=HealthThresholds)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
 
     def kind(self, name: str) -> KindConfig:
         if name in ("signups", "senders"):
@@ -98,6 +151,14 @@ class JobConfig:
         if not out["kinds"]:
             # runs of the built-in kinds only keep the parameters (and run ids) they had
             del out["kinds"]
+        # where files are is not how they are analysed: moving a folder keeps the run id
+        for key in ("input_dir", "out_dir", "specs", "metrics_path"):
+            del out["nightly"][key]
+        del out["store"]
+        defaults = asdict(JobConfig())
+        for key in _NIGHTLY_SECTIONS:
+            if key in out and {k: v for k, v in defaults[key].items() if k in out[key]} == out[key]:
+                del out[key]
         return out
 
 
@@ -123,6 +184,11 @@ def _apply(obj: Any, data: dict[str, Any], path: str, where: str) -> None:
             _apply(current, value, path, f"{name}.")
             continue
         expected = type(current)
+        if current is None:
+            # an optional setting: the type it takes when set, from the field's annotation
+            hinted = get_args(get_type_hints(type(obj))[key])
+            options = [t for t in hinted if t is not type(None)]
+            expected = options[0] if options else object
         if expected is list:
             if not isinstance(value, list):
                 raise ConfigError(f"{path}: {name!r} must be an array")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -41,6 +42,14 @@ from pipelines.readers import ReadResult
 from pipelines.stages import Stages
 
 log = logging.getLogger(__name__)
+
+# (kind, campaigns, members by campaign id, entity ids, feature matrix) -> {tonight's id: id}
+Identify = Callable[
+    [str, pd.DataFrame, dict[str, np.ndarray], np.ndarray, np.ndarray], dict[str, str]
+]
+# tonight's rules (versions carried) -> the rules to publish (the nightly job's lifecycle)
+FinalizeRules = Callable[[list[Rule]], list[Rule]]
+_AUTO: Any = object()  # run_job: read the previous bundle from the output folder
 
 __all__ = ["OUTPUT_FILES", "KindResult", "RunResult", "code_version", "detect", "run_job"]
 
@@ -125,10 +134,14 @@ def detect(
     run_id: str,
     created_at: datetime,
     history: list[tuple[str, pd.DataFrame]] | None = None,
+    identify: Identify | None = None,
 ) -> KindResult:
     """Attributes, features, clusters, scores and rules for one kind's events.
 
     ``history`` holds earlier days' events (day label, frame): rules are backtested on them.
+    ``identify(kind, campaigns, members, entity_ids, X)`` maps tonight's campaign ids (digests
+    of their members) to the ids they had on earlier nights (the nightly job's campaign
+    identity); rules are then named after those, so a campaign keeps its rule ids.
     """
     k = get_kind(kind)
     kcfg = config.kind(kind)
@@ -175,6 +188,14 @@ def detect(
         labels, campaigns = _add_timer_pools(
             kind, entities, labels, campaigns, members, times.reindex(entities.index)
         )
+        if identify is not None and len(campaigns):
+            rename = identify(kind, campaigns, members, entities.index.to_numpy(), X)
+            campaigns["campaign_id"] = campaigns["campaign_id"].map(lambda c: rename.get(c, c))
+            members = {rename.get(c, c): m for c, m in members.items()}
+            noise_campaign = np.array(
+                [rename.get(c, c) if c is not None else None for c in noise_campaign],
+                dtype=object,
+            )
     with stages.stage(f"{kind}: rules"):
         allow = allowlists_for(kind, config)
         blocked_ok = ~_allowlisted(allow, attrs)
@@ -431,6 +452,11 @@ def run_job(
     *,
     stages: Stages | None = None,
     history: dict[str, list[ReadResult]] | None = None,
+    identify: Identify | None = None,
+    finalize_rules: FinalizeRules | None = None,
+    previous_bundle: dict[str, Any] | None = _AUTO,
+    report: bool = True,
+    record_timings: bool = True,
 ) -> RunResult:
     """Run detection on every input kind and write the outputs into ``out_dir``.
 
@@ -445,6 +471,17 @@ def run_job(
         Progress and timings; a quiet one is made when omitted.
     history : dict, optional
         kind -> earlier days' inputs; every rule is backtested on them.
+    identify : callable, optional
+        Campaign identity across nights (see :func:`detect`).
+    finalize_rules : callable, optional
+        Tonight's rules, versions carried, -> the rules the bundle holds.
+    previous_bundle : dict or None, optional
+        The bundle rule versions are carried from (default: ``out_dir/rules/bundle.json``).
+    report : bool
+        Write ``report.html`` (the nightly job writes its own, with drift and history).
+    record_timings : bool
+        Keep stage timings and memory in ``run.json``; without them, the same inputs give
+        the same ``run.json`` bytes (the nightly job reports timings as metrics instead).
     """
     from pipelines.report import write_report  # report pulls plotting code; keep it lazy
 
@@ -469,12 +506,14 @@ def run_job(
             run_id=run_id,
             created_at=created_at,
             history=earlier,
+            identify=identify,
         )
     with stages.stage("outputs"):
         # a rule that matches the same as in the bundle it replaces keeps its version
-        all_rules = carry_versions(
-            [r for kr in kinds.values() for r in kr.rules], _previous_bundle(out)
-        )
+        previous = _previous_bundle(out) if previous_bundle is _AUTO else previous_bundle
+        all_rules = carry_versions([r for kr in kinds.values() for r in kr.rules], previous)
+        if finalize_rules is not None:
+            all_rules = finalize_rules(all_rules)
         bundle = build_bundle(
             all_rules,
             run_id=run_id,
@@ -493,10 +532,14 @@ def run_job(
         k: [{"path": r.path, "rows_read": r.rows_read, "sha256": r.sha256} for r in rs]
         for k, rs in sorted(history.items())
     }
-    with stages.stage("report"):
-        write_report(out / "report.html", record, kinds, bundle)
-    record["timings"] = dict(stages.timings)
-    record["peak_rss_mib"] = dict(stages.peak_rss_mib)
+    if report:
+        with stages.stage("report"):
+            write_report(out / "report.html", record, kinds, bundle)
+    if record_timings:
+        record["timings"] = dict(stages.timings)
+        record["peak_rss_mib"] = dict(stages.peak_rss_mib)
+    else:
+        del record["timings"]
     atomic_write_text(
         out / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
     )
