@@ -147,9 +147,13 @@ class _Identity:
     """Campaign identity for :func:`pipelines.job.detect`: keeps what it decided."""
 
     def __init__(
-        self, store: Store, day: str, since: str, min_overlap: float, max_distance: float | None
+        self,
+        previous: dict[str, pd.DataFrame],
+        day: str,
+        min_overlap: float,
+        max_distance: float | None,
     ) -> None:
-        self.store, self.day, self.since = store, day, since
+        self.previous, self.day = previous, day
         self.min_overlap, self.max_distance = min_overlap, max_distance
         self.matches: dict[str, pd.DataFrame] = {}
         self.ended: dict[str, pd.DataFrame] = {}
@@ -182,7 +186,7 @@ class _Identity:
                 "centroid": [cents[c] for c in ids],
             }
         )
-        previous = self.store.campaigns_before(self.day, kind, self.since)
+        previous = self.previous.get(kind, pd.DataFrame(columns=["campaign_id", "members"]))
         previous = previous.assign(
             centroid=[
                 None if c is None else np.asarray(c, dtype=np.float32)
@@ -344,9 +348,7 @@ def _categorical_psi(reference: pd.Series, current: pd.Series, top: int) -> floa
 def _health(
     result: Any,
     history: dict[str, list[ReadResult]],
-    store: Store,
-    day: str,
-    since: str,
+    ref_scores: np.ndarray,
     config: JobConfig,
 ) -> dict[str, Any]:
     from anomaly.drift import check_health
@@ -367,10 +369,6 @@ def _health(
     scores = np.concatenate(
         [kr.campaigns["score"].to_numpy(dtype=float) for kr in result.kinds.values()]
     )
-    ref_scores = store.query(
-        "SELECT score FROM campaigns WHERE date >= ? AND date < ? AND score IS NOT NULL",
-        [since, day],
-    )["score"].to_numpy(dtype=float)
     recalls = [float(kr.clusterer.index_recall_) for kr in result.kinds.values()]
     return check_health(
         psi=psi_all,
@@ -552,8 +550,8 @@ def _night_tables(
     }
 
 
-def _timeline(store: Store, since: str, day: str, identity: _Identity, result: Any) -> pd.DataFrame:
-    """Campaigns per night and kind over the look-back window and tonight, for the report."""
+def _past_timeline(store: Store, since: str, day: str) -> pd.DataFrame:
+    """Campaigns per night and kind over the look-back window (nights before ``day``)."""
     past = store.query(
         """
         SELECT date, kind, count(*) AS campaigns, count_if(flagged) AS flagged,
@@ -568,7 +566,11 @@ def _timeline(store: Store, since: str, day: str, identity: _Identity, result: A
         "WHERE date >= ? AND date < ? GROUP BY date, kind",
         [since, day],
     )
-    past = past.merge(ended, on=["date", "kind"], how="left")
+    return past.merge(ended, on=["date", "kind"], how="left")
+
+
+def _timeline(past: pd.DataFrame, day: str, identity: _Identity, result: Any) -> pd.DataFrame:
+    """The look-back window's campaigns per night and kind, and tonight's, for the report."""
     rows = []
     for kind, m in sorted(identity.matches.items()):
         rows.append(
@@ -617,23 +619,32 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
     store_path = Path(config.store.path) if config.store.path else out / "campaigns.duckdb"
     stages = stages or Stages(show_progress=False)
     since = (day - timedelta(days=nc.lookback_days)).isoformat()
-    with store_lock(store_path), Store(store_path) as store:
+    from anomaly.lifecycle import RuleNight
+
+    with store_lock(store_path):
         with stages.stage("read inputs"):
             kinds = _kinds(config, input_dir)
             inputs, history, history_days = _read_night(input_dir, kinds, day, nc.lookback_days)
-        prev_night = store.last_published(before=d)
+        # The store is open only to read the nights before this one and, at the end, to
+        # record it: analysts' read-only connections are refused while a process writes.
+        with Store(store_path) as store:
+            prev_night = store.last_published(before=d)
+            past_nights = [
+                RuleNight(r.rule_id, r.date, int(r.hits), float(r.forecast), int(r.traffic))
+                for r in store.rule_nights(since, d).itertuples()
+            ]
+            previous = {k: store.campaigns_before(d, k, since) for k in kinds}
+            ref_scores = store.query(
+                "SELECT score FROM campaigns WHERE date >= ? AND date < ? AND score IS NOT NULL",
+                [since, d],
+            )["score"].to_numpy(dtype=float)
+            past_timeline = _past_timeline(store, since, d)
         prev_bundle = None
         if prev_night is not None:
             prev_bundle = load_bundle(out / "runs" / prev_night["date"] / "rules" / "bundle.json")
         with stages.stage("live rule hits"):
             nights_tonight = _live_hits(prev_bundle, inputs, d)
-        from anomaly.lifecycle import RuleNight
-
-        past_nights = [
-            RuleNight(r.rule_id, r.date, int(r.hits), float(r.forecast), int(r.traffic))
-            for r in store.rule_nights(since, d).itertuples()
-        ]
-        identity = _Identity(store, d, since, nc.min_overlap, nc.max_centroid_distance or None)
+        identity = _Identity(previous, d, nc.min_overlap, nc.max_centroid_distance or None)
         lifecycle = _Lifecycle(prev_bundle, past_nights + nights_tonight, d, config)
         run_dir = out / "runs" / d
         result = run_job(
@@ -649,7 +660,7 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
             record_timings=False,
         )
         with stages.stage("health"):
-            health = _health(result, history, store, d, since, config)
+            health = _health(result, history, ref_scores, config)
         status = str(health["status"])
         record = {
             **result.record,
@@ -668,35 +679,26 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
                 record,
                 result.kinds,
                 result.bundle,
-                timeline=_timeline(store, since, d, identity, result),
+                timeline=_timeline(past_timeline, d, identity, result),
                 health=health,
             )
         atomic_write_text(
             run_dir / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
         )
-        with stages.stage("store"):
-            store.replace_night(
-                d,
-                _night_tables(
-                    d,
-                    result,
-                    identity,
-                    lifecycle,
-                    nights_tonight,
-                    status,
-                    record,
-                    health,
-                    prev_bundle,
-                ),
-            )
-        latest = store.last_published()
-        newer = latest is not None and latest["date"] > d
-        published = False
-        if status == "ok" and not newer:
-            with stages.stage("publish"):
-                publish_bundle(out / "rules", result.bundle)
-                store.mark_published(d, result.bundle["bundle_id"])
-            published = True
+        tables = _night_tables(
+            d, result, identity, lifecycle, nights_tonight, status, record, health, prev_bundle
+        )
+        with Store(store_path) as store:
+            with stages.stage("store"):
+                store.replace_night(d, tables)
+                latest = store.last_published()
+            newer = latest is not None and latest["date"] > d
+            published = False
+            if status == "ok" and not newer:
+                with stages.stage("publish"):
+                    publish_bundle(out / "rules", result.bundle)
+                    store.mark_published(d, result.bundle["bundle_id"])
+                published = True
         breaches = [c["message"] for c in health["checks"] if c["breached"]]
         if status != "ok":
             kept = str(latest["bundle_id"])[:12] if latest is not None else "none"
