@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--date", required=True, help="the night to process, YYYY-MM-DD")
     n.add_argument("--config", required=True, help="TOML file with a [nightly] table")
 
+    from pipelines import cli_label, cli_similar
+
+    cli_similar.add_parser(sub)
+    cli_label.add_parser(sub)
+
     rules = sub.add_parser("rules", help="work with rule bundles")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     a = rsub.add_parser("apply", help="apply a bundle to events, as enforcement would")
@@ -286,6 +291,14 @@ def _cmd_rules_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyst_command(run: Any, args: argparse.Namespace) -> int:
+    """An analyst's command: a ValueError is their input (an unknown id, a bad value), exit 2."""
+    try:
+        return int(run(args))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `campaigns` console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -303,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "nightly":
             return _cmd_nightly(args)
+        if args.command == "similar":
+            from pipelines import cli_similar
+
+            return _analyst_command(cli_similar.run, args)
+        if args.command == "label":
+            from pipelines import cli_label
+
+            return _analyst_command(cli_label.run, args)
         if args.command == "rules" and args.rules_command == "apply":
             return _cmd_rules_apply(args)
         if args.command == "rules" and args.rules_command == "diff":

@@ -37,6 +37,7 @@ from clustering.hdbscan_graph import GraphHDBSCAN
 from clustering.kinds import SpecView, get_kind, get_spec
 from clustering.pivots import split_on_pivots
 from clustering.profiles import cluster_profiles
+from clustering.search import save_search
 from pipelines.config import JobConfig
 from pipelines.readers import ReadResult
 from pipelines.stages import Stages
@@ -62,6 +63,8 @@ OUTPUT_FILES = (
     "rules/senders.sql",
     "report.html",
     "run.json",
+    "search/signups.faiss",
+    "search/senders.faiss",
 )
 
 # Per kind, from its entity spec (clustering/specs/*.toml for the built-in kinds).
@@ -527,6 +530,8 @@ def run_job(
         atomic_write_parquet(assignments, out / "assignments.parquet")
         campaigns = pd.concat([kr.campaigns for kr in kinds.values()], ignore_index=True)
         atomic_write_parquet(campaigns, out / "campaigns.parquet")
+        for kind, kr in kinds.items():
+            save_search(out / "search", kind, kr)  # similar-entity search (clustering/search.py)
     record = _record(run_id, inputs, config, kinds, bundle, stages.timings)
     record["history"] = {
         k: [{"path": r.path, "rows_read": r.rows_read, "sha256": r.sha256} for r in rs]

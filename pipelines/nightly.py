@@ -9,7 +9,9 @@
 4. runs detection with campaign identity (tonight's campaigns keep the ids, first-seen dates
    and rule ids of the campaigns they continue) and the rule lifecycle (rules of campaigns
    not seen tonight stay until they expire; shadow rules that kept to their forecast are
-   promoted; rules past the blast-radius cap are demoted; every change is audited);
+   promoted; rules past the blast-radius cap are demoted; every change is audited), with
+   what analysts said (:mod:`pipelines.review`): the store's allowlist entries, thresholds
+   moved by campaign labels, and rule approvals and rejections;
 5. checks drift and health against the look-back window;
 6. writes the run folder ``<out_dir>/runs/<date>/``, replaces the date's records in the store
    in one transaction, and publishes the bundle to ``<out_dir>/rules/`` only when the run is
@@ -43,6 +45,7 @@ from anomaly.rules import Rule, canonical_json
 from clustering.kinds import BUILTIN_KINDS, get_kind, register_spec
 from pipelines.config import JobConfig
 from pipelines.readers import SUFFIX_FORMATS, InputError, ReadResult, read_events
+from pipelines.review import RuleDecision, apply_decisions, mark_applied, night_review
 from pipelines.stages import Stages
 from pipelines.store import Store, store_lock
 
@@ -238,17 +241,40 @@ class _Identity:
 
 
 class _Lifecycle:
-    """Tonight's rules plus the published ones still alive, through the rule lifecycle."""
+    """Tonight's rules plus the published ones still alive, through the rule lifecycle.
+
+    Analysts' decisions (:mod:`pipelines.review`) come first: tonight's ones set the status
+    (approve -> enforce, reject -> disabled, audited with the analyst as actor); those of
+    earlier nights keep holding (``standing``): a rejected rule learned again stays out, an
+    approved one learned again at the same version keeps its status. Then the lifecycle
+    (expiry, promotion, blast-radius demotion) runs as for any rule.
+    """
 
     def __init__(
-        self, previous: dict[str, Any] | None, nights: list[Any], day: str, config: JobConfig
+        self,
+        previous: dict[str, Any] | None,
+        nights: list[Any],
+        day: str,
+        config: JobConfig,
+        decisions: list[RuleDecision] | None = None,
+        standing: dict[str, str] | None = None,
     ) -> None:
         self.previous, self.nights, self.day, self.config = previous, nights, day, config
+        self.decisions, self.standing = decisions or [], standing or {}
         self.audit: list[Any] = []
+        self.decided: list[dict[str, str]] = []  # each decision and what it did
+        self.kept_out: list[str] = []  # rules learned again that an analyst rejected before
 
     def __call__(self, rules: list[Rule]) -> list[Rule]:
         from anomaly.lifecycle import LifecyclePolicy, active, apply_lifecycle
 
+        decided_tonight = {d.rule_id for d in self.decisions}
+        self.kept_out = sorted(
+            r.id
+            for r in rules
+            if self.standing.get(r.id) == "reject" and r.id not in decided_tonight
+        )
+        rules = [r for r in rules if r.id not in self.kept_out]
         tonight = {r.id for r in rules}
         carried = []
         for d in (self.previous or {}).get("rules", []):
@@ -258,7 +284,16 @@ class _Lifecycle:
         was = {
             d["id"]: d.get("status", d.get("mode")) for d in (self.previous or {}).get("rules", [])
         }
+        was_version = {d["id"]: d.get("version") for d in (self.previous or {}).get("rules", [])}
         for r in rules:
+            if (
+                self.standing.get(r.id) == "approve"
+                and was.get(r.id) in ("enforce", "shadow", "canary")
+                and was_version.get(r.id) == r.version
+            ):
+                # an analyst approved this version: the guard's doubts do not undo that
+                r.set_status(str(was[r.id]))
+                continue
             if r.status != "enforce":
                 continue  # the guard kept it in shadow, for reasons it recorded
             if r.id in was:
@@ -273,10 +308,10 @@ class _Lifecycle:
             max_traffic_share=self.config.rules.max_traffic_share,
             actor=lc.actor,
         )
-        out, events = apply_lifecycle(
-            sorted(rules + carried, key=lambda r: r.id), self.nights, self.day, policy
-        )
-        self.audit = events
+        everything = sorted(rules + carried, key=lambda r: r.id)
+        decided, self.decided = apply_decisions(everything, self.decisions, self.day)
+        out, events = apply_lifecycle(everything, self.nights, self.day, policy)
+        self.audit = [*decided, *events]
         return active(out)
 
 
@@ -639,13 +674,24 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
                 [since, d],
             )["score"].to_numpy(dtype=float)
             past_timeline = _past_timeline(store, since, d)
+            # analysts' allowlist entries, threshold adjustments and rule decisions, on a
+            # copy of the configuration (the caller's is left alone)
+            review = night_review(store, d, config, kinds)
+            config = review.config
         prev_bundle = None
         if prev_night is not None:
             prev_bundle = load_bundle(out / "runs" / prev_night["date"] / "rules" / "bundle.json")
         with stages.stage("live rule hits"):
             nights_tonight = _live_hits(prev_bundle, inputs, d)
         identity = _Identity(previous, d, nc.min_overlap, nc.max_centroid_distance or None)
-        lifecycle = _Lifecycle(prev_bundle, past_nights + nights_tonight, d, config)
+        lifecycle = _Lifecycle(
+            prev_bundle,
+            past_nights + nights_tonight,
+            d,
+            config,
+            decisions=review.decisions,
+            standing=review.standing,
+        )
         run_dir = out / "runs" / d
         result = run_job(
             inputs,
@@ -670,6 +716,11 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
                 "history_days": history_days,
                 "previous_published": prev_night["date"] if prev_night else None,
                 "status": status,
+                "review": {
+                    **review.record,
+                    "decisions": lifecycle.decided,
+                    "rejected_earlier": lifecycle.kept_out,
+                },
             },
             "health": health,
         }
@@ -698,6 +749,9 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
                 with stages.stage("publish"):
                     publish_bundle(out / "rules", result.bundle)
                     store.mark_published(d, result.bundle["bundle_id"])
+                    # decisions count as applied once their bundle is published; a degraded
+                    # night's are applied again by the next night
+                    mark_applied(store, d, review.decisions)
                 published = True
         breaches = [c["message"] for c in health["checks"] if c["breached"]]
         if status != "ok":

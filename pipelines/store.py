@@ -11,8 +11,10 @@ Tables (``MIGRATIONS`` creates them; ``docs/nightly.md`` describes every column)
 - ``rules``: every rule version a night produced, with its status that night;
 - ``rule_nights``: live hits of each published rule on each night, against its forecast;
 - ``rule_audit``: every status change of a rule: who or what, when, why;
-- ``labels`` and ``allowlists``: what analysts said (issue 7 writes them; kept here so that
-  the nightly job and the notebooks read one place).
+- ``labels`` and ``allowlists``: what analysts said (:mod:`pipelines.review` writes them; kept
+  here so that the nightly job and the notebooks read one place);
+- ``rule_decisions``: analysts' approvals and rejections of rules, pending until a published
+  night applies them (``applied_date``).
 
 A night's rows are replaced as a whole, in one transaction, so rerunning a date replaces its
 records rather than adding to them, and a run killed half-way leaves the store as it was (DuckDB
@@ -156,6 +158,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 added_by VARCHAR NOT NULL,
                 added_at VARCHAR NOT NULL,
                 reason VARCHAR
+            )""",
+        ],
+    ),
+    (
+        2,
+        "rule_decisions: analysts' approvals and rejections of rules, applied by a night",
+        [
+            # applied_date: the published night that applied the decision (NULL: pending);
+            # pipelines/review.py writes the rows, pipelines/nightly.py applies and marks them
+            """CREATE TABLE rule_decisions (
+                rule_id VARCHAR NOT NULL,
+                decision VARCHAR NOT NULL,
+                analyst VARCHAR NOT NULL,
+                decided_at VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                applied_date VARCHAR
             )""",
         ],
     ),
@@ -308,6 +326,10 @@ class Store:
         self.con.execute(
             "UPDATE runs SET published = true, bundle_id = ? WHERE date = ?", [bundle_id, date]
         )
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run one statement that returns nothing (an insert, update or delete)."""
+        self.con.execute(sql, params or [])
 
     # ------------------------------------------------------------------ reading
 

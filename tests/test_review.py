@@ -1,0 +1,458 @@
+"""Analysts' review: labels, allowlist entries, rule decisions, and what the next night does."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from anomaly.export import load_bundle
+from anomaly.rules import Rule
+from pipelines import cli_label
+from pipelines.config import JobConfig
+from pipelines.nightly import _Lifecycle, run_nightly
+from pipelines.review import (
+    RuleDecision,
+    add_allowlist,
+    allowlist_candidates,
+    allowlists,
+    campaign_labels,
+    entity_labels,
+    label_campaign,
+    label_entity,
+    remove_allowlist,
+    review_rule,
+    rule_decisions,
+    threshold_adjustments,
+)
+from pipelines.store import MIGRATIONS, Store, store_lock
+from pipelines.synthetic import generate, write_synthetic
+
+NIGHT = "2026-11-01"
+
+
+def _camp(cid: str, flagged: bool, top: str = "", date: str = NIGHT) -> dict[str, Any]:
+    return {
+        "date": date,
+        "kind": "signups",
+        "campaign_id": cid,
+        "provisional_id": cid,
+        "status": "new",
+        "first_seen": date,
+        "parent_id": None,
+        "merged_from": [],
+        "size": 10,
+        "score": 1.0,
+        "flagged": flagged,
+        "reason": "",
+        "top_attributes": top,
+        "centroid": [0.0],
+    }
+
+
+def _rule_row(rid: str, cid: str, date: str = NIGHT) -> dict[str, Any]:
+    return {
+        "date": date,
+        "rule_id": rid,
+        "version": 1,
+        "kind": "signups",
+        "campaign_id": cid,
+        "status": "shadow",
+        "created_at": None,
+        "expires_at": None,
+        "forecast": 1.0,
+        "rule": "{}",
+    }
+
+
+def _fill(store: Store, flagged: int = 4, unflagged: int = 4) -> None:
+    """One night: ``flagged`` + ``unflagged`` signup campaigns, their members, two rules."""
+    camps = [_camp(f"f-{i}", True) for i in range(flagged)]
+    camps += [_camp(f"u-{i}", False) for i in range(unflagged)]
+    camps[0]["top_attributes"] = (
+        "email_domain=Partner.Example (90%); email_tld=example (100%); ip_asn=64500 (100%); "
+        "ip_prefix24=10.1.2.0/24 (80%); ua_build=Mozilla/5.0 (Windows; x) (60%)"
+    )
+    store.replace_night(
+        NIGHT,
+        {
+            "campaigns": pd.DataFrame(camps),
+            "assignments": pd.DataFrame(
+                {
+                    "date": NIGHT,
+                    "kind": "signups",
+                    "entity_id": ["acct-1", "acct-2"],
+                    "cluster_id": [0, 0],
+                    "campaign_id": ["f-0", "f-0"],
+                }
+            ),
+            "rules": pd.DataFrame([_rule_row("r-1", "f-1"), _rule_row("r-2", "f-2")]),
+        },
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "s.duckdb") as s:
+        _fill(s)
+        yield s
+
+
+# ------------------------------------------------------------------------------ labels
+
+
+def test_labels_are_appended_and_the_latest_wins(store: Store) -> None:
+    label_campaign(store, "signups", "f-0", "benign", "alice", at="2026-11-02T09:00:00")
+    label_campaign(
+        store, "signups", "f-0", "abuse", "bob", note="saw the IPs", at="2026-11-02T10:00"
+    )
+    label_campaign(store, "signups", "f-1", "unsure", "alice", at="2026-11-02T08:00:00+02:00")
+    label_entity(store, "signups", "acct-1", "benign", "carol")
+    assert store.query("SELECT count(*) AS n FROM labels")["n"].iloc[0] == 4  # history kept
+    latest = campaign_labels(store)
+    assert latest[["target_id", "label", "analyst"]].values.tolist() == [
+        ["f-0", "abuse", "bob"],
+        ["f-1", "unsure", "alice"],
+    ]
+    assert latest["labelled_at"].tolist()[1] == "2026-11-02T06:00:00.000000+00:00"  # UTC
+    # the same instant twice: the one written last wins
+    label_campaign(store, "signups", "f-0", "benign", "dave", at="2026-11-02T10:00:00+00:00")
+    assert campaign_labels(store, "signups")["label"].tolist()[0] == "benign"
+    assert entity_labels(store)["target_id"].tolist() == ["acct-1"]
+
+
+def test_labels_are_checked(store: Store) -> None:
+    with pytest.raises(ValueError, match="label 'spam' must be one of abuse, benign, unsure"):
+        label_campaign(store, "signups", "f-0", "spam", "alice")
+    with pytest.raises(ValueError, match="campaign 'c-404' is not in the store"):
+        label_campaign(store, "signups", "c-404", "abuse", "alice")
+    with pytest.raises(ValueError, match="'f-0' is a campaign of signups, not senders"):
+        label_campaign(store, "senders", "f-0", "abuse", "alice")
+    with pytest.raises(ValueError, match="analyst must be a non-empty string"):
+        label_campaign(store, "signups", "f-0", "abuse", " ")
+    with pytest.raises(ValueError, match="entity 'acct-9' of signups is not in the store"):
+        label_entity(store, "signups", "acct-9", "abuse", "alice")
+    with pytest.raises(ValueError, match="at 'yesterday'"):
+        label_campaign(store, "signups", "f-0", "abuse", "alice", at="yesterday")
+    assert store.query("SELECT count(*) AS n FROM labels")["n"].iloc[0] == 0
+
+
+# -------------------------------------------------------------------------- allowlists
+
+
+def test_allowlist_entries_are_checked_and_normalised(store: Store) -> None:
+    assert add_allowlist(store, "signups", "domains", " @Partner.Example ", "alice", "partner")
+    assert not add_allowlist(store, "signups", "domains", "partner.example", "bob", "again")
+    assert add_allowlist(store, "signups", "prefixes", "10.1.2.3/16", "alice", "office")
+    assert add_allowlist(store, "signups", "asns", "AS64500", "alice", "partner's network")
+    assert add_allowlist(store, "senders", "ids", "<m-1@x>", "alice", "a test message")
+    got = allowlists(store)[["kind", "list", "value", "added_by"]].values.tolist()
+    assert got == [
+        ["senders", "ids", "<m-1@x>", "alice"],
+        ["signups", "asns", "64500", "alice"],
+        ["signups", "domains", "partner.example", "alice"],
+        ["signups", "prefixes", "10.1.0.0/16", "alice"],
+    ]
+    with pytest.raises(ValueError, match=r"invalid CIDR block '10\.0\.0\.300/8'"):
+        add_allowlist(store, "signups", "prefixes", "10.0.0.300/8", "alice", "x")
+    with pytest.raises(ValueError, match="'not a domain' is not a domain name"):
+        add_allowlist(store, "signups", "domains", "not a domain", "alice", "x")
+    with pytest.raises(ValueError, match="'localhost' is not a domain name"):
+        add_allowlist(store, "signups", "domains", "localhost", "alice", "x")
+    with pytest.raises(ValueError, match="senders have no ASN attribute"):
+        add_allowlist(store, "senders", "asns", "64500", "alice", "x")
+    with pytest.raises(ValueError, match="'ASx' is not an AS number"):
+        add_allowlist(store, "signups", "asns", "ASx", "alice", "x")
+    with pytest.raises(ValueError, match="list 'emails' must be one of"):
+        add_allowlist(store, "signups", "emails", "a@b.c", "alice", "x")
+    with pytest.raises(ValueError, match="kind 'logins' has no allowlists"):
+        add_allowlist(store, "logins", "ids", "x", "alice", "x")
+    with pytest.raises(ValueError, match="reason must be a non-empty string"):
+        add_allowlist(store, "signups", "ids", "acct-1", "alice", "")
+    assert remove_allowlist(store, "signups", "prefixes", "10.1.9.9/16", "bob") == 1
+    with pytest.raises(ValueError, match=r"'10\.1\.0\.0/16' is not on the store's allowlist"):
+        remove_allowlist(store, "signups", "prefixes", "10.1.0.0/16", "bob")
+    assert len(allowlists(store, "signups")) == 2
+
+
+def test_benign_campaigns_and_entities_propose_allowlist_entries(store: Store) -> None:
+    assert allowlist_candidates(store, "signups").empty
+    label_campaign(store, "signups", "f-0", "benign", "alice")
+    label_campaign(store, "signups", "f-1", "abuse", "alice")  # abuse proposes nothing
+    label_entity(store, "signups", "acct-2", "benign", "bob")
+    c = allowlist_candidates(store, "signups")
+    assert c[["list", "value", "share", "source", "target_id"]].values.tolist() == [
+        ["asns", "64500", 1.0, "campaign", "f-0"],
+        ["domains", "partner.example", 0.9, "campaign", "f-0"],
+        ["ids", "acct-2", 1.0, "entity", "acct-2"],
+        ["prefixes", "10.1.2.0/24", 0.8, "campaign", "f-0"],
+    ]
+    # proposals are not applied; once an entry is on the list it is no longer proposed
+    assert allowlists(store).empty
+    add_allowlist(store, "signups", "domains", "partner.example", "alice", "partner")
+    assert "domains" not in set(allowlist_candidates(store, "signups")["list"])
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_rule_decisions_come_with_migration_2(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path, migrations=MIGRATIONS[:1]) as s:  # a store as version 1 left it
+        _fill(s)
+        assert s.schema_version() == 1
+        tables = set(s.query("SELECT table_name FROM information_schema.tables")["table_name"])
+        assert "rule_decisions" not in tables
+    with Store(path) as s:
+        assert s.schema_version() == 2
+        assert len(s.query("SELECT * FROM campaigns")) == 8  # the night is still there
+        row = review_rule(s, "r-1", "approve", "alice", "checked", at="2026-11-02T09:00:00Z")
+        assert row["applied_date"] is None
+        review_rule(s, "r-2", "reject", "bob", "too broad")
+        d = rule_decisions(s)
+        assert d["rule_id"].tolist() == ["r-1", "r-2"]
+        assert d["applied_date"].isna().all()
+        with pytest.raises(ValueError, match="rule 'r-404' is not in the store's rules table"):
+            review_rule(s, "r-404", "approve", "alice", "x")
+        with pytest.raises(ValueError, match="decision 'maybe' must be one of approve, reject"):
+            review_rule(s, "r-1", "maybe", "alice", "x")
+        with pytest.raises(ValueError, match="reason must be a non-empty string"):
+            review_rule(s, "r-1", "reject", "alice", "")
+        cols = s.query("DESCRIBE rule_decisions")["column_name"].tolist()
+        assert cols == ["rule_id", "decision", "analyst", "decided_at", "reason", "applied_date"]
+
+
+def _rule(rid: str, status: str = "shadow", version: int = 1, **kw: Any) -> Rule:
+    base: dict[str, Any] = {
+        "id": rid,
+        "version": version,
+        "kind": "signups",
+        "campaign_id": f"si-{rid}",
+        "title": f"rule {rid}",
+        "condition": {"op": "eq", "attr": "email_domain", "value": "x.com"},
+        "status": status,
+        "created_at": "2026-11-01T00:00:00+00:00",
+        "expires_at": "2026-11-30T00:00:00+00:00",
+        "backtest": {"expected_hits_per_day": 11, "traffic_share": 0.001},
+        "provenance": {"run_id": "run-1", "shadow_reasons": kw.pop("reasons", [])},
+    }
+    base.update(kw)
+    return Rule(**base)
+
+
+def test_decisions_hold_on_later_nights() -> None:
+    held = ["precision lower bound 0.9 < 0.98"]
+    previous = {"rules": [_rule("r-ok", "enforce").to_dict()]}
+    # tonight's rules as detection gives them: the guard keeps r-ok and r-new in shadow
+    tonight = [_rule("r-ok", reasons=held), _rule("r-no", reasons=held), _rule("r-new")]
+    lc = _Lifecycle(
+        previous,
+        [],
+        "2026-11-03",
+        JobConfig(),
+        decisions=[RuleDecision("r-new", "reject", "bob", "too broad")],
+        standing={"r-ok": "approve", "r-no": "reject"},
+    )
+    out = {r.id: r.status for r in lc(tonight)}
+    # r-ok was approved before (same version): it keeps enforcing although the guard doubts;
+    # r-no was rejected before and stays out; r-new is rejected tonight, audited
+    assert out == {"r-ok": "enforce"}
+    assert lc.kept_out == ["r-no"]
+    assert [(e.rule_id, e.to_status, e.actor, e.reason) for e in lc.audit] == [
+        ("r-new", "disabled", "bob", "analyst rejected: too broad")
+    ]
+    # a new version of an approved rule is the guard's to judge again
+    lc = _Lifecycle(previous, [], "2026-11-03", JobConfig(), standing={"r-ok": "approve"})
+    assert [r.status for r in lc([_rule("r-ok", version=2, reasons=held)])] == ["shadow"]
+    # tonight's decision overrides an earlier one
+    lc = _Lifecycle(
+        None,
+        [],
+        "2026-11-03",
+        JobConfig(),
+        decisions=[
+            RuleDecision("r-no", "reject", "bob", "first"),
+            RuleDecision("r-no", "approve", "carol", "it is fine"),
+        ],
+        standing={"r-no": "reject"},
+    )
+    assert [r.status for r in lc([_rule("r-no", reasons=held)])] == ["enforce"]
+    assert [d["outcome"] for d in lc.decided] == ["superseded by a later decision", "enforce"]
+
+
+# -------------------------------------------------------------------------- thresholds
+
+
+def test_labels_move_the_entity_floor_within_bounds(store: Store) -> None:
+    cfg = JobConfig()
+    base = cfg.signups.entity_floor
+    t = threshold_adjustments(store, "signups", cfg)
+    assert t["entity_floor"] == base and "entity_floor stays 0.6" in t["reason"]
+    label_campaign(store, "signups", "f-0", "benign", "alice")
+    label_campaign(store, "signups", "f-1", "benign", "alice")
+    label_campaign(store, "signups", "u-0", "benign", "alice")  # not flagged: no false positive
+    t = threshold_adjustments(store, "signups", cfg)
+    assert t["entity_floor"] == pytest.approx(base * 1.5)
+    assert "2 of 4 flagged campaigns labelled benign (50%)" in t["reason"]
+    assert "on 2026-11-01 to 2026-11-01: entity_floor 0.6 x 1.500 = 0.9" in t["reason"]
+    label_campaign(store, "signups", "u-1", "abuse", "alice")  # a miss pulls the other way
+    t = threshold_adjustments(store, "signups", cfg)
+    assert t["entity_floor"] == pytest.approx(base * 1.25)
+    assert "1 of 4 unflagged labelled abuse (25%)" in t["reason"]
+    for cid in ("f-2", "f-3"):
+        label_campaign(store, "signups", cid, "benign", "alice")
+    label_campaign(store, "signups", "u-1", "unsure", "alice")
+    t = threshold_adjustments(store, "signups", cfg)  # every flagged one benign: +100%
+    assert t["entity_floor"] == pytest.approx(base * 1.5) and "bounded to ±50%" in t["reason"]
+    for cid in ("f-0", "f-1", "f-2", "f-3"):
+        label_campaign(store, "signups", cid, "abuse", "alice")
+    for cid in ("u-0", "u-1", "u-2", "u-3"):
+        label_campaign(store, "signups", cid, "abuse", "alice")
+    t = threshold_adjustments(store, "signups", cfg)
+    assert t["entity_floor"] == pytest.approx(base * 0.5)
+    # the window is the look-back before the night: a night later than it sees nothing
+    t = threshold_adjustments(store, "signups", cfg, before="2026-11-20")
+    assert t["entity_floor"] == base and "on no nights" in t["reason"]
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def _cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="campaigns")
+    cli_label.add_parser(p.add_subparsers(dest="command", required=True))
+    return cli_label.run(p.parse_args(argv))
+
+
+def test_the_label_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as s:
+        _fill(s)
+    st = ["--store", str(path)]
+    assert _cli(["label", "campaign", *st, "--kind", "signups", "f-0", "benign"]) == 0
+    assert (
+        _cli(["label", "entity", *st, "--kind", "signups", "acct-1", "abuse", "--note", "x"]) == 0
+    )
+    allow = ["label", "allow", *st, "--kind", "signups", "--list", "domains"]
+    assert _cli([*allow, "Partner.Example", "--reason", "partner", "--analyst", "eve"]) == 0
+    assert _cli(["label", "rule", *st, "r-1", "approve", "--reason", "checked"]) == 0
+    capsys.readouterr()
+    assert _cli(["label", "list", *st, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [x["target_id"] for x in out["labels"]] == ["f-0", "acct-1"]
+    assert out["allowlists"][0]["value"] == "partner.example"
+    assert out["allowlists"][0]["added_by"] == "eve"
+    assert out["rule_decisions"][0]["applied_date"] is None
+    assert {x["list"] for x in out["allowlist_candidates"]} == {"asns", "prefixes"}
+    assert _cli(["label", "list", *st]) == 0
+    assert "rule decisions: 1" in capsys.readouterr().out
+    # bad input is a ValueError naming it (the campaigns entry point exits 2)
+    with pytest.raises(ValueError, match=r"invalid CIDR block '10\.0\.0\.300/8'"):
+        _cli([*allow[:-1], "prefixes", "10.0.0.300/8", "--reason", "x"])
+    with pytest.raises(ValueError, match="--reason is required"):
+        _cli([*allow, "other.example"])
+    with pytest.raises(ValueError, match="no such store"):
+        _cli(["label", "list", "--store", str(tmp_path / "typo.duckdb")])
+    # while a nightly run holds the store's lock: exit 3, nothing written
+    with store_lock(path):
+        assert _cli(["label", "rule", *st, "r-2", "reject", "--reason", "x"]) == 3
+    assert "another run holds the store's lock" in capsys.readouterr().err
+    with Store(path) as s:
+        assert len(rule_decisions(s)) == 1
+
+
+# ------------------------------------------------------------------------ end to end
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_the_next_night_applies_labels_allowlists_and_decisions(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_synthetic(generate(days=3, seed=0, signups_per_day=2500, messages_per_day=2500), inputs)
+    out = tmp_path / "out"
+    cfg = JobConfig()
+    cfg.nightly.input_dir, cfg.nightly.out_dir = str(inputs), str(out)
+    night1, night2 = "2026-11-01", "2026-11-02"
+    assert run_nightly(night1, cfg).published
+    path = out / "campaigns.duckdb"
+    with store_lock(path), Store(path) as s:
+        # a flagged campaign that is a partner's: benign, and its domain allowlisted
+        camps = s.query(
+            "SELECT campaign_id FROM campaigns WHERE kind = 'signups' AND flagged "
+            "AND top_attributes LIKE '%email_domain=%' ORDER BY campaign_id"
+        )
+        benign = str(camps["campaign_id"].iloc[0])
+        label_campaign(s, "signups", benign, "benign", "alice", note="partner signups")
+        domain = allowlist_candidates(s, "signups").query("list == 'domains'")["value"].iloc[0]
+        assert add_allowlist(s, "signups", "domains", domain, "alice", "partner's domain")
+        rules = s.query(
+            "SELECT rule_id, status FROM rules WHERE campaign_id <> ? ORDER BY rule_id", [benign]
+        )
+        assert (rules["status"] == "shadow").all()  # new rules start in shadow
+        approved, rejected = str(rules["rule_id"].iloc[0]), str(rules["rule_id"].iloc[1])
+        review_rule(s, approved, "approve", "bob", "members checked by hand")
+        review_rule(s, rejected, "reject", "bob", "too broad")
+    # night 2 first runs degraded (an impossible drift threshold): its bundle is not
+    # published, so the decisions stay pending for the night that is
+    strict = JobConfig()
+    strict.nightly, strict.health.max_psi = cfg.nightly, 1e-6
+    r = run_nightly(night2, strict)
+    assert r.status == "degraded" and not r.published
+    with Store(path) as s:
+        assert rule_decisions(s)["applied_date"].isna().all()
+    # night 2 again, healthy: a rerun applies what the first run applied
+    r = run_nightly(night2, cfg)
+    assert r.published, r.message
+    bundle = load_bundle(out / "rules" / "bundle.json")
+    status = {d["id"]: d["status"] for d in bundle["rules"]}
+    assert status[approved] == "enforce"
+    assert rejected not in status
+    entries = {e["name"]: e for e in bundle["allowlists"]["signups"]}
+    assert domain in entries["domains"]["condition"]["values"]
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        audit = con.execute(
+            "SELECT rule_id, from_status, to_status, reason FROM rule_audit "
+            "WHERE date = ? AND actor = 'bob' ORDER BY rule_id",
+            [night2],
+        ).fetchall()
+        applied = con.execute("SELECT DISTINCT applied_date FROM rule_decisions").fetchall()
+    finally:
+        con.close()
+    assert sorted(audit) == sorted(
+        [
+            (approved, "shadow", "enforce", "analyst approved: members checked by hand"),
+            (rejected, "shadow", "disabled", "analyst rejected: too broad"),
+        ]
+    )
+    assert applied == [(night2,)]
+    record = json.loads((out / "runs" / night2 / "run.json").read_text())
+    review = record["nightly"]["review"]
+    assert review["allowlists"] == {"signups": {"domains": [domain]}}
+    assert review["labels"]["signups"]["campaign"]["benign"] == 1
+    floor = review["thresholds"]["signups"]
+    assert floor["entity_floor"] > floor["configured"] == cfg.signups.entity_floor
+    assert record["parameters"]["signups"]["entity_floor"] == floor["entity_floor"]
+    assert [(d["rule_id"], d["outcome"]) for d in review["decisions"]] == [
+        (approved, "enforce"),
+        (rejected, "disabled"),
+    ]
+    assert cfg.allowlists.signups.domains == []  # the caller's configuration is untouched
+    # a label written after the night does not change a rerun of it: same bytes
+    before = _digests(out / "runs" / night2)
+    with store_lock(path), Store(path) as s:
+        label_campaign(s, "signups", benign, "abuse", "carol")
+    assert run_nightly(night2, cfg).published
+    assert _digests(out / "runs" / night2) == before
