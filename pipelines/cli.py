@@ -82,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--date", required=True, help="the night to process, YYYY-MM-DD")
     n.add_argument("--config", required=True, help="TOML file with a [nightly] table")
 
-    from pipelines import cli_label, cli_similar
+    from pipelines import cli_lab, cli_label, cli_similar
 
+    cli_lab.add_parser(sub)
     cli_similar.add_parser(sub)
     cli_label.add_parser(sub)
 
@@ -316,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "nightly":
             return _cmd_nightly(args)
+        if args.command == "lab":
+            from pipelines import cli_lab
+
+            return cli_lab.run(args)
         if args.command == "similar":
             from pipelines import cli_similar
 
