@@ -456,3 +456,20 @@ def test_the_next_night_applies_labels_allowlists_and_decisions(tmp_path: Path) 
         label_campaign(s, "signups", benign, "abuse", "carol")
     assert run_nightly(night2, cfg).published
     assert _digests(out / "runs" / night2) == before
+
+
+def test_the_campaigns_entry_point_maps_bad_labels_to_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    path = tmp_path / "s.duckdb"
+    with Store(path) as s:
+        _fill(s)
+    st = ["--store", str(path)]
+    assert main(["label", "campaign", *st, "--kind", "signups", "f-0", "abuse"]) == 0
+    assert main(["label", "campaign", *st, "--kind", "signups", "no-such", "abuse"]) == 2
+    assert "no-such" in capsys.readouterr().err
+    allow = ["label", "allow", *st, "--kind", "signups", "--list", "prefixes"]
+    assert main([*allow, "10.0.0.300/8", "--reason", "x"]) == 2
+    assert "10.0.0.300/8" in capsys.readouterr().err

@@ -268,3 +268,15 @@ def test_an_ivf_index_is_saved_reconstructable_and_deterministic(
         q = X[int(str(seed)[1:])]
         exact = np.sort(np.sqrt(((X - q) ** 2).sum(1)))[1:11]
         assert np.allclose(rows["distance"].to_numpy(), exact, atol=1e-4)
+
+
+def test_the_campaigns_entry_point_runs_similar(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    seed = _members(world, "dc_burst")[0]
+    assert main(["similar", "--run", str(world["run"]), seed, "--k", "3"]) == 0
+    assert f"seed {seed}: 3 nearest" in capsys.readouterr().out
+    assert main(["similar", "--run", str(world["run"]), "colour=red"]) == 2
+    assert "'colour'" in capsys.readouterr().err
