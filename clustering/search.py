@@ -363,6 +363,9 @@ def resolve(search: SearchIndex, queries: Sequence[str]) -> pd.DataFrame:
       compare as text, case-insensitively; an empty value matches a missing one. The
       attributes are the columns of the entities file (profile and e-mail attributes,
       ``cluster_id``, ``campaign_id``, ``flagged``);
+    - **words** separated by spaces (a description pasted as it came, e.g.
+      ``mailinator.com HeadlessChrome``): every word must be the whole value of one of the
+      entity's attributes, whichever (case-insensitive);
     - an **e-mail address** (holding ``@``): matched case-insensitively against the kind's
       address attributes, and against its canonical mailbox where the kind has one (so
       ``J.Doe+x@gmail.com`` finds every dot and plus variant of ``jdoe@gmail.com``);
@@ -376,9 +379,9 @@ def resolve(search: SearchIndex, queries: Sequence[str]) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per (query, matched entity): ``query``, ``how`` (``id``, ``email`` or
-        ``attributes``), ``matched`` (entities the query matched), ``entity_id`` and the
-        entity's columns, in query order then entity id. A query that matched nothing keeps
+        One row per (query, matched entity): ``query``, ``how`` (``id``, ``email``,
+        ``attributes`` or ``words``), ``matched`` (entities the query matched), ``entity_id``
+        and the entity's columns, in query order then entity id. A query that matched nothing keeps
         one row with ``matched`` 0 and a missing ``entity_id`` (and is logged).
         ``attrs["matched"]`` maps each query to its count.
 
@@ -403,6 +406,8 @@ def resolve(search: SearchIndex, queries: Sequence[str]) -> pd.DataFrame:
             how, mask = "attributes", _attribute_mask(search, q)
         elif "@" in q:
             how, mask = "email", _email_mask(search, q)
+        elif " " in q:
+            how, mask = "words", _words_mask(search, q)
         else:
             how, mask = "id", np.zeros(len(ents), dtype=bool)
         hit = ents.loc[mask].reset_index()
@@ -446,6 +451,26 @@ def _attribute_mask(search: SearchIndex, query: str) -> np.ndarray:
         else:
             text = col.astype("string").str.lower()
             mask &= (text == value.lower()).fillna(False).to_numpy(dtype=bool)
+    return mask
+
+
+def _words_mask(search: SearchIndex, query: str) -> np.ndarray:
+    """Entities holding every word of ``query`` as the whole value of some attribute.
+
+    A free description pasted from a report ("mailinator.com HeadlessChrome 203.0.113.0/24"):
+    each word must equal (ignoring case) one of the entity's attribute values, in any
+    attribute, so nobody has to know the attributes' names first.
+    """
+    ents = search.entities
+    words = [w.lower() for w in query.split()]
+    columns = [c for c in ents.columns if c not in ("cluster_id", "flagged")]
+    lowered = {c: ents[c].astype("string").str.lower() for c in columns}
+    mask = np.ones(len(ents), dtype=bool)
+    for word in words:
+        any_col = np.zeros(len(ents), dtype=bool)
+        for text in lowered.values():
+            any_col |= (text == word).fillna(False).to_numpy(dtype=bool)
+        mask &= any_col
     return mask
 
 

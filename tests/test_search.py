@@ -280,3 +280,16 @@ def test_the_campaigns_entry_point_runs_similar(
     assert f"seed {seed}: 3 nearest" in capsys.readouterr().out
     assert main(["similar", "--run", str(world["run"]), "colour=red"]) == 2
     assert "'colour'" in capsys.readouterr().err
+
+
+def test_a_description_in_plain_words_finds_the_entities_holding_them(
+    world: dict[str, Any], signups: Any
+) -> None:
+    ents = signups.entities
+    member = _members(world, "dc_burst")[0]
+    build, prefix = ents.loc[member, "ua_build"], ents.loc[member, "ip_prefix24"]
+    got = resolve(signups, [f"{prefix.upper()} {build}"])
+    expected = (ents["ua_build"] == build) & (ents["ip_prefix24"] == prefix)
+    assert set(got["how"]) == {"words"}
+    assert set(got["entity_id"]) == set(ents.index[expected.fillna(False)])
+    assert member in set(got["entity_id"])
