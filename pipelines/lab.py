@@ -418,6 +418,24 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
 # Campaigns
 
 
+# the columns of rank_campaigns, in order
+RANKED_COLUMNS = (
+    "campaign_id",
+    "kind",
+    "flagged",
+    "score",
+    "size",
+    "members",
+    "clusters",
+    "rules",
+    "rules_enforce",
+    "reason",
+    "top_attributes",
+    "first_seen",
+    "last_seen",
+)
+
+
 def rank_campaigns(run: Run, kind: str | None = None) -> pd.DataFrame:
     """Campaigns (clusters of one campaign merged), flagged first, then by score and size.
 
@@ -432,23 +450,7 @@ def rank_campaigns(run: Run, kind: str | None = None) -> pd.DataFrame:
     """
     camps = run.campaigns if kind is None else run.campaigns[run.campaigns["kind"] == kind]
     if camps.empty:
-        return pd.DataFrame(
-            columns=[
-                "campaign_id",
-                "kind",
-                "flagged",
-                "score",
-                "size",
-                "members",
-                "clusters",
-                "rules",
-                "rules_enforce",
-                "reason",
-                "top_attributes",
-                "first_seen",
-                "last_seen",
-            ]
-        )
+        return pd.DataFrame(columns=list(RANKED_COLUMNS))
     members = run.assignments["campaign_id"].value_counts()
     rules = _rules_frame(run.bundle)
     largest = camps.sort_values(["size", "cluster_id"], ascending=[False, True])
@@ -489,22 +491,7 @@ def rank_campaigns(run: Run, kind: str | None = None) -> pd.DataFrame:
         na_position="last",
         kind="stable",
     )
-    cols = [
-        "campaign_id",
-        "kind",
-        "flagged",
-        "score",
-        "size",
-        "members",
-        "clusters",
-        "rules",
-        "rules_enforce",
-        "reason",
-        "top_attributes",
-        "first_seen",
-        "last_seen",
-    ]
-    return out[cols].reset_index(drop=True)
+    return out[list(RANKED_COLUMNS)].reset_index(drop=True)
 
 
 def flagged_clusters(run: Run, kind: str) -> set[int]:
