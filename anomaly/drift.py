@@ -22,10 +22,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PSI_EPSILON", "HealthThresholds", "check_health", "feature_psi", "psi"]
+__all__ = [
+    "PSI_EPSILON",
+    "HealthThresholds",
+    "categorical_psi",
+    "check_health",
+    "feature_psi",
+    "psi",
+]
 
 PSI_EPSILON = 1e-4
 """Floor of a bin's share in :func:`psi`.
@@ -117,9 +125,37 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
         )
         return 0.0
     edges = _edges(ref, bins)
-    r = np.maximum(_shares(ref, edges), PSI_EPSILON)
-    c = np.maximum(_shares(cur, edges), PSI_EPSILON)
+    return _psi_of_shares(_shares(ref, edges), _shares(cur, edges))
+
+
+def _psi_of_shares(ref_shares: np.ndarray, cur_shares: np.ndarray) -> float:
+    r = np.maximum(ref_shares, PSI_EPSILON)
+    c = np.maximum(cur_shares, PSI_EPSILON)
     return float(max(np.sum((c - r) * np.log(c / r)), 0.0))
+
+
+def categorical_psi(reference: pd.Series, current: pd.Series, top: int = 10) -> float:
+    """PSI of a categorical column: the reference's ``top`` most common values, the rest, missing.
+
+    Parameters
+    ----------
+    reference : Series of shape (n_ref,)
+    current : Series of shape (n_cur,)
+    top : int
+        Values of their own; every other value falls in one bin, missing ones in another.
+    """
+    keep = reference.astype("string").value_counts().index[:top]
+
+    def binned(s: pd.Series) -> pd.Series:
+        s = s.astype("string")
+        return s.where(s.isin(keep), other="<other>").fillna("<missing>")
+
+    r = binned(reference).value_counts(normalize=True)
+    c = binned(current).value_counts(normalize=True)
+    cats = sorted(set(r.index) | set(c.index))
+    return _psi_of_shares(
+        r.reindex(cats).fillna(0.0).to_numpy(), c.reindex(cats).fillna(0.0).to_numpy()
+    )
 
 
 def feature_psi(

@@ -34,8 +34,8 @@ __all__ = [
     "render_map",
 ]
 
-# The report's hues (pipelines/report_plots.py): flagged clusters cycle through the bright
-# ones, other clusters through the muted ones, noise is light grey.
+# The hues of the map and of the report (pipelines/report_plots.py): flagged clusters cycle
+# through the bright ones, other clusters through the muted ones, noise is light grey.
 FLAGGED_PALETTE = (
     "#d62728",
     "#1f77b4",

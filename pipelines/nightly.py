@@ -343,7 +343,7 @@ def _psi_per_column(
     kind: str, tonight: pd.DataFrame, reference: pd.DataFrame, bins: int
 ) -> dict[str, float]:
     """PSI of each feature column of ``kind``'s entity table against the look-back window."""
-    from anomaly.drift import psi
+    from anomaly.drift import categorical_psi, psi
     from clustering.entities import DEFAULT_FEATURES
 
     spec = DEFAULT_FEATURES[kind]
@@ -358,26 +358,8 @@ def _psi_per_column(
             out[f"{kind}.{col}"] = psi(ref, cur, bins=bins)
     for col in sorted(set(spec.categorical) | set(spec.counts)):
         if col in tonight and col in reference and col not in out:
-            out[f"{kind}.{col}"] = _categorical_psi(reference[col], tonight[col], bins)
+            out[f"{kind}.{col}"] = categorical_psi(reference[col], tonight[col], top=bins)
     return out
-
-
-def _categorical_psi(reference: pd.Series, current: pd.Series, top: int) -> float:
-    """PSI over the reference's ``top`` most common values, the rest and missing."""
-    ref = reference.astype("string")
-    keep = ref.value_counts().index[:top]
-
-    def binned(s: pd.Series) -> pd.Series:
-        s = s.astype("string")
-        return s.where(s.isin(keep), other="<other>").fillna("<missing>")
-
-    r = binned(reference).value_counts(normalize=True)
-    c = binned(current).value_counts(normalize=True)
-    cats = sorted(set(r.index) | set(c.index))
-    eps = 1e-4
-    rv = np.maximum(r.reindex(cats).fillna(0.0).to_numpy(), eps)
-    cv = np.maximum(c.reindex(cats).fillna(0.0).to_numpy(), eps)
-    return round(float(np.sum((cv - rv) * np.log(cv / rv))), 6)
 
 
 def _health(

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from clustering.campaign_map import FLAGGED_PALETTE, MUTED_PALETTE
+
 __all__ = [
     "BLUE",
     "FLAG",
@@ -35,23 +37,10 @@ BLUE = "#4a78b5"
 LIGHT = "#a9c1e0"
 GREY = "#9a9a9a"
 NOISE = "#d4d4d4"
-# Distinct hues for flagged campaigns first (readable on white); cycled beyond their number.
-PALETTE = (
-    "#d62728",
-    "#1f77b4",
-    "#2ca02c",
-    "#ff7f0e",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-    "#7f7f7f",
-    "#393b79",
-    "#637939",
-)
-# Unflagged clusters: muted, so the flagged ones stand out.
-MUTED = ("#9ecae1", "#a1d99b", "#fdd0a2", "#dadaeb", "#c7e9c0", "#fdae6b", "#bcbddc")
+# One palette with the campaign map (flagged campaigns bright and distinct, cycled beyond
+# their number; other clusters muted, so the flagged ones stand out).
+PALETTE = FLAGGED_PALETTE
+MUTED = MUTED_PALETTE
 
 
 def _e(x: Any) -> str:

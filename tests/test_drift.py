@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from anomaly.drift import PSI_EPSILON, HealthThresholds, check_health, feature_psi, psi
@@ -239,3 +240,17 @@ def test_health_thresholds_in_config(tmp_path: Path) -> None:
     path.write_text('[health]\nmax_psi = "high"\n')
     with pytest.raises(ConfigError, match=r"health\.max_psi.*float"):
         load_config(path)
+
+
+def test_categorical_psi_by_hand() -> None:
+    from anomaly.drift import categorical_psi
+
+    ref = pd.Series(["a", "a", "b", "b"])
+    assert categorical_psi(ref, ref) == 0.0
+    # shares 0.5/0.5 -> 0.75/0.25: 0.25 ln 1.5 + 0.25 ln 2
+    got = categorical_psi(ref, pd.Series(["a", "a", "a", "b"]))
+    assert got == pytest.approx(0.25 * np.log(1.5) + 0.25 * np.log(2.0))
+    # values outside the reference's top ones share one bin, missing ones another
+    few = categorical_psi(ref, pd.Series(["a", "b", "c", None]), top=2)
+    assert few == pytest.approx(categorical_psi(ref, pd.Series(["a", "b", "z", None]), top=2))
+    assert few > 1.0
