@@ -1,21 +1,23 @@
-"""Entity and campaign scores, with an explained threshold.
+"""Entity and campaign scores, and the flag: a calibrated test of coordination.
 
 Alone each campaign member is unremarkable (an IsolationForest scores real spambots *below*
-humans); together they are a dense, coordinated cluster. So the entity score (PyOD on each
-entity's behaviour) is only one input; the campaign score asks how coordinated a cluster is
-compared with groups of the same size drawn at random from tonight's entities:
+humans); together they are a coordinated cluster. So the entity score (PyOD on each entity's
+behaviour) is evidence, never a veto, and the flag asks how improbable the cluster's sharing
+is (:mod:`anomaly.coordination`):
 
-1. each cluster gets oriented features (higher = more coordinated): per signal family
-   (network, client, identity, content, timing) the strongest ``share x specificity`` of a
-   shared value, plus the members' mean entity score and behaviour (captcha, bounces);
-2. a PyOD ensemble is fitted on the same features of random same-size groups (the reference
-   of "unrelated entities") and scores the clusters as ``-log10`` tail probabilities;
-3. the threshold is the reference quantile at ``target_fpr``. Clearing it says a cluster is no
-   chance grouping, which benign crowds (a campus behind one NAT, the users of one mobile
-   carrier's shared addresses) are not either. So a cluster is flagged when it clears it *and*
-   its members are unusual one by one (mean entity score at least ``entity_floor``, in
-   ``-log10`` tail probability: 0.6 is "on average in tonight's top quarter") *and* it holds
-   values exclusively in at least ``min_families`` signal families.
+1. per signal family (network, client, identity, content), the cluster's exclusivity (how much
+   of its values' holders tonight are its members) and the hypergeometric tail probability of
+   its sharing under random grouping; the cluster *owns* a family when most holders of its
+   values are its members and the tail survives Benjamini-Hochberg at ``fdr`` over every
+   (cluster, family) test of the night;
+2. per risk column (the entity score, the kind's behaviour columns, known-risk indicators), a
+   one-sided Mann-Whitney test of members against the rest of the night, Benjamini-Hochberg
+   at ``fdr``, and a large effect (AUC at least 0.714, Cohen's d = 0.8);
+3. flagged: ``min_families`` owned independent families, or one with risky members.
+
+Nothing here depends on the size of the night or on abuse being the minority: exclusivity
+compares a cluster with its values' own holders, and the tests' error rate is stated over the
+night's clusters. ``docs/flagging.md`` has the assumptions and failure modes.
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly.coordination import (
+    OWNED,
+    benjamini_hochberg,
+    family_evidence,
+    rank_evidence,
+    value_groups,
+)
 from anomaly.detectors import DetectorEnsemble
 from clustering.kinds import SpecView
-from clustering.profiles import top_code_stats
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,10 @@ SUPPORTING_FAMILIES: SpecView[frozenset[str]] = SpecView(lambda s: s.supporting_
 # Behaviour of the entity score, and the columns where a *low* value is the suspicious one.
 _BEHAVIOUR: SpecView[tuple[str, ...]] = SpecView(lambda s: s.behaviour)
 _LOW_IS_SUSPICIOUS: SpecView[frozenset[str]] = SpecView(lambda s: s.low_is_suspicious)
+# Cohen's "large" effect (d = 0.8) as a probability of superiority: a member outranks a random
+# entity of the night 71% of the time. A convention, not fitted: with thousands of members a
+# test alone calls a 51% shift significant.
+LARGE_EFFECT_AUC = 0.714
 
 
 def entity_scores(
@@ -67,149 +79,182 @@ def entity_scores(
 
 @dataclass
 class CampaignScorer:
-    """Score clusters against random groups of the same entities.
+    """Flag clusters whose members are coordinated, with a stated false-discovery rate.
+
+    The decision (:mod:`anomaly.coordination`, ``docs/flagging.md``): a cluster is flagged when
+    it *owns* (exclusivity at least one half, Benjamini-Hochberg significant at ``fdr``)
+    ``min_families`` independent signal families, or one family with significantly risky
+    members (a large rank effect, also at ``fdr``). A supporting family (senders' sending
+    networks, shared with strangers at every mail provider) counts only beside a primary one.
 
     Parameters
     ----------
     kind : str
-    target_fpr : float
-        Share of random groups allowed above the threshold.
+    fdr : float
+        False-discovery rate of both Benjamini-Hochberg procedures (family ownership, risk).
     min_families : int
-        Signal families a flagged cluster must share values in.
-    family_floor : float
-        Exclusivity (:func:`clustering.profiles.top_code_stats`) at which a family counts as
-        shared.
-    entity_floor : float
-        Mean entity score a flagged cluster's members must reach.
-    n_reference : int
-        Random groups in the reference.
+        Owned families that flag a cluster without risk evidence: the "several independent
+        signals" of the definition, not a fitted number.
     random_state : int
+        Kept for the estimator contract; the tests are deterministic.
     """
 
     kind: str
-    target_fpr: float = 0.001
-    min_families: int = 1
-    family_floor: float = 0.3
-    entity_floor: float = 0.6
-    n_reference: int = 2000
+    fdr: float = 0.05
+    min_families: int = 2
     random_state: int = 0
     metadata_: dict[str, Any] = field(default_factory=dict, init=False)
+    _last_tests: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
-    def _prepare(self, entities: pd.DataFrame, escore: np.ndarray) -> dict[str, Any]:
-        """Factorise attributes and behaviour once; clusters and references reuse them."""
-        codes = {
-            a: pd.factorize(entities[a], use_na_sentinel=True)[0]
-            for fam in FAMILIES[self.kind].values()
-            for a in fam
-            if a in entities
-        }
-        behaviour = {"entity_score": np.asarray(escore, dtype=np.float64)}
+    def _risk_columns(
+        self, entities: pd.DataFrame, escore: np.ndarray, risk: pd.DataFrame | None
+    ) -> dict[str, np.ndarray]:
+        """Per-entity risk values, oriented higher = riskier."""
+        cols = {"entity_score": np.asarray(escore, dtype=np.float64)}
         for col in _BEHAVIOUR[self.kind]:
             if col in entities:
                 v = pd.to_numeric(entities[col], errors="coerce").astype("float64").to_numpy()
-                v = np.where(np.isnan(v), np.nanmedian(v) if (~np.isnan(v)).any() else 0.0, v)
-                behaviour[col] = -v if col in _LOW_IS_SUSPICIOUS[self.kind] else v
-        return {"codes": codes, "behaviour": behaviour}
+                cols[col] = -v if col in _LOW_IS_SUSPICIOUS[self.kind] else v
+        if risk is not None:
+            for col in risk.columns:
+                cols[col] = pd.to_numeric(risk[col], errors="coerce").astype("float64").to_numpy()
+        return cols
 
-    def _features(self, prep: dict[str, Any], labels: np.ndarray) -> pd.DataFrame:
-        clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
-        feats = pd.DataFrame(index=pd.Index(clusters, name="cluster_id"))
-        for fam, members in FAMILIES[self.kind].items():
-            cols = []
-            for a in members:
-                if a in prep["codes"]:
-                    st = top_code_stats(labels, prep["codes"][a])
-                    cols.append(st["exclusivity"])
-            feats[fam] = np.max(np.column_stack(cols), axis=1) if cols else 0.0
-        sel = labels >= 0
-        pos = np.searchsorted(clusters, labels[sel])
-        for col, v in prep["behaviour"].items():
-            feats[col] = np.bincount(pos, weights=v[sel], minlength=len(clusters)) / sizes
-        feats["log_size"] = np.log(sizes.astype(float))
-        return feats
+    def _group_scores(
+        self,
+        entities: pd.DataFrame,
+        labels: np.ndarray,
+        escore: np.ndarray,
+        risk: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        """The evidence and flag of each group (``labels``: group per entity, -1 noise)."""
+        fams = list(FAMILIES[self.kind])
+        ev = family_evidence(entities, labels, FAMILIES[self.kind])
+        out = ev.exclusivity.copy()
+        for fam in fams:
+            out[f"{fam}_log10p"] = -ev.log10_p[fam]
+        # one BH over every (cluster, family) test: the error rate is stated over the night
+        lp = ev.log10_p[fams].to_numpy()
+        tested = np.where(ev.exclusivity[fams].to_numpy() > 0, lp, np.nan)
+        significant = benjamini_hochberg(tested.ravel(), self.fdr).reshape(lp.shape)
+        owned = pd.DataFrame(
+            (ev.exclusivity[fams].to_numpy() >= OWNED) & significant,
+            index=out.index,
+            columns=fams,
+        )
+        supporting = SUPPORTING_FAMILIES.get(self.kind, frozenset())
+        primary_fams = [f for f in fams if f not in supporting]
+        brand = _brand_mail(entities, labels, out.index)
+        if brand is not None and "content" in owned:
+            # Senders whose links go to their own domain (a shop's order mail) share templates
+            # as every shop does: their content counts only beside identity or client evidence.
+            own = [f for f in primary_fams if f != "content"]
+            owned["content"] &= ~brand | owned[own].any(axis=1)
+        n_primary = owned[primary_fams].sum(axis=1)
+        n_owned = np.where(n_primary > 0, owned.sum(axis=1), 0)
+        out["families_owned"] = n_owned.astype(int)
+        # risk: large, significant rank shifts of members against the rest of the night
+        cols = self._risk_columns(entities, escore, risk)
+        aucs, lps = {}, {}
+        for col, v in cols.items():
+            aucs[col], lps[col] = rank_evidence(labels, v)
+            out[f"{col}_auc"] = aucs[col]
+        auc_m = np.column_stack(list(aucs.values()))
+        lp_m = np.column_stack(list(lps.values()))
+        risk_sig = benjamini_hochberg(lp_m.ravel(), self.fdr).reshape(lp_m.shape)
+        risky = risk_sig & (auc_m >= LARGE_EFFECT_AUC)
+        out["risk"] = risky.any(axis=1)
+        strongest = np.where(risky, auc_m, 0.0).max(axis=1)
+        out["flagged"] = (out["families_owned"] >= self.min_families) | (
+            (out["families_owned"] >= 1) & out["risk"]
+        )
+        # ranking: families' worth of exclusive sharing, plus the strongest risk effect
+        out["score"] = (
+            ev.exclusivity[fams].sum(axis=1).to_numpy() + np.where(out["risk"], strongest, 0.0)
+        ).round(6)
+        names = list(cols)
+        out["reason"] = [
+            _reason(
+                owned.loc[c],
+                ev.exclusivity.loc[c, fams],
+                ev.attribute.loc[c, fams],
+                [n for n, r in zip(names, risky[i], strict=True) if r],
+                supporting,
+                self.min_families,
+            )
+            for i, c in enumerate(out.index)
+        ]
+        self._last_tests = {
+            "risk_columns": names,
+            "tests": int(np.isfinite(tested).sum()) + lp_m.size,
+        }
+        return out
 
-    def _reference(self, prep: dict[str, Any], n: int, sizes: np.ndarray) -> pd.DataFrame:
-        """Features of random disjoint groups with the clusters' size distribution."""
-        rng = np.random.default_rng(self.random_state)
-        parts = []
-        made = 0
-        while made < self.n_reference:
-            labels = np.full(n, -1, dtype=np.int64)
-            perm = rng.permutation(n)
-            pos = 0
-            gid = 0
-            while made + gid < self.n_reference:
-                size = int(rng.choice(sizes))
-                if pos + size > n:
-                    break
-                labels[perm[pos : pos + size]] = gid
-                pos += size
-                gid += 1
-            if gid == 0:
-                break
-            parts.append(self._features(prep, labels))
-            made += gid
-        return pd.concat(parts, ignore_index=True)
-
-    def score(self, entities: pd.DataFrame, labels: np.ndarray, escore: np.ndarray) -> pd.DataFrame:
-        """Campaign score, flag and explanation per cluster.
+    def score(
+        self,
+        entities: pd.DataFrame,
+        labels: np.ndarray,
+        escore: np.ndarray,
+        risk: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Evidence, flag and explanation per cluster.
 
         Parameters
         ----------
         entities : DataFrame of shape (n_entities, n_columns)
         labels : ndarray of shape (n_entities,), -1 for noise
         escore : ndarray of shape (n_entities,)
-            Entity scores from :func:`entity_scores`.
+            Entity scores from :func:`entity_scores` (higher = more anomalous).
+        risk : DataFrame of shape (n_entities, n_indicators), optional
+            Known-risk indicators (higher = riskier; NaN = unknown), e.g. from
+            :func:`clustering.known_risk.risk_indicators`.
 
         Returns
         -------
-        DataFrame indexed by cluster id: the family and behaviour features, ``score``,
-        ``families_shared``, ``flagged`` and ``reason``.
+        DataFrame indexed by cluster id: per family its exclusivity (``<family>``) and
+        ``-log10`` p-value (``<family>_log10p``), per risk column its rank effect
+        (``<col>_auc``), ``families_owned``, ``risk``, ``score``, ``flagged`` and ``reason``.
         """
+        if not 0 < self.fdr < 1:
+            raise ValueError("fdr must be in (0, 1)")
+        if self.min_families < 1:
+            raise ValueError("min_families must be at least 1")
         labels = np.asarray(labels)
-        prep = self._prepare(entities, escore)
-        feats = self._features(prep, labels)
-        if feats.empty:
-            self.metadata_ = {"detector": "none", "reason": "no clusters"}
-            return feats.assign(score=[], families_shared=[], flagged=[], reason=[])
-        sizes = np.unique(labels[labels >= 0], return_counts=True)[1]
-        ref = self._reference(prep, len(labels), sizes)
-        ens = DetectorEnsemble(target_fpr=self.target_fpr, random_state=self.random_state)
-        ens.fit(ref.to_numpy())
-        out = feats.copy()
-        out["score"] = ens.decision_function(feats.to_numpy())
         fams = list(FAMILIES[self.kind])
-        shared = feats[fams] >= self.family_floor
-        out["families_shared"] = shared.sum(axis=1).astype(int)
-        supporting = SUPPORTING_FAMILIES.get(self.kind, frozenset())
-        primary = shared[[f for f in fams if f not in supporting]].any(axis=1)
-        brand = _brand_mail(entities, labels, feats.index)
-        if brand is not None:
-            # Senders whose links go to their own domain (a shop's order mail) share templates
-            # as every shop does: their content counts only beside identity or client evidence.
-            own = [f for f in fams if f not in supporting and f != "content"]
-            primary = primary & (~brand | shared[own].any(axis=1))
-        above = out["score"] > ens.threshold_
-        unusual = out["entity_score"] >= self.entity_floor
-        enough = (out["families_shared"] >= self.min_families) & primary
-        out["flagged"] = above & unusual & enough
-        out["reason"] = [
-            _reason(bool(a), float(e), self.entity_floor, row, fams, self.min_families, supporting)
-            for a, e, (_, row) in zip(above, out["entity_score"], shared.iterrows(), strict=True)
-        ]
+        clusters = np.unique(labels[labels >= 0])
+        if len(clusters) == 0:
+            self.metadata_ = {"detector": "coordination", "reason": "no clusters"}
+            return pd.DataFrame(
+                columns=[*fams, "group", "families_owned", "risk", "score", "flagged", "reason"],
+                index=pd.Index([], name="cluster_id"),
+            )
+        # fragments of one crowd are judged together: a half of a campaign holds half of its
+        # values, a slice of a campus a slice of its NAT
+        attributes = [a for fam in FAMILIES[self.kind].values() for a in fam]
+        groups = value_groups(entities, labels, attributes)
+        group_of = (
+            pd.Series(groups[labels >= 0], index=labels[labels >= 0]).groupby(level=0).first()
+        )
+        gl = self._group_scores(entities, groups, escore, risk)
+        out = gl.reindex(group_of.reindex(clusters).to_numpy())
+        out.index = pd.Index(clusters, name="cluster_id")
+        out.insert(len(fams), "group", group_of.reindex(clusters).to_numpy())
         self.metadata_ = {
-            **ens.metadata_,
-            "reference": f"{len(ref)} random groups of tonight's entities, cluster-size matched",
+            "detector": "coordination",
+            "version": 1,
+            "fdr": self.fdr,
             "min_families": self.min_families,
-            "family_floor": self.family_floor,
-            "entity_floor": self.entity_floor,
+            "owned_exclusivity": OWNED,
+            "risk_effect_auc": LARGE_EFFECT_AUC,
+            "groups": int(out["group"].nunique()),
+            **self._last_tests,
         }
         log.info(
-            "%s: %d clusters scored, %d flagged (threshold %.2f)",
+            "%s: %d clusters scored, %d flagged (coordination test, FDR %.3g)",
             self.kind,
             len(out),
             int(out["flagged"].sum()),
-            ens.threshold_,
+            self.fdr,
         )
         return out
 
@@ -235,24 +280,28 @@ def _brand_mail(
 
 
 def _reason(
-    above: bool,
-    escore: float,
-    floor: float,
-    shared: pd.Series,
-    fams: list[str],
+    owned: pd.Series,
+    exclusivity: pd.Series,
+    attrs: pd.Series,
+    risky: list[str],
+    supporting: frozenset[str],
     need: int,
-    supporting: frozenset[str] = frozenset(),
 ) -> str:
-    names = [f for f in fams if shared[f]]
-    if len(names) < need:
-        note = f" (needs {need})"
-    elif names and all(f in supporting for f in names):
-        note = f" ({' and '.join(names)} alone is shared by strangers: needs another family)"
+    """The evidence of one cluster in words."""
+    names = [f for f in owned.index if owned[f]]
+    fams = ", ".join(f"{f} ({attrs[f]}, exclusivity {exclusivity[f]:.2f})" for f in names)
+    if not names:
+        best = exclusivity.idxmax()
+        parts = [
+            f"owns no family (strongest: {best}, exclusivity {exclusivity[best]:.2f}: "
+            "most holders of its values are outside it)"
+        ]
+    elif all(f in supporting for f in names):
+        parts = [f"owns only {fams}, which strangers share: needs another family"]
     else:
-        note = ""
-    parts = [
-        "beyond random groups" if above else "no more coordinated than random groups",
-        f"members' mean entity score {escore:.2f} {'>=' if escore >= floor else '<'} {floor}",
-        f"shares {', '.join(names) if names else 'no family'}" + note,
-    ]
+        parts = [f"owns {len(names)} famil{'y' if len(names) == 1 else 'ies'}: {fams}"]
+    if risky:
+        parts.append(f"members riskier than the night on {', '.join(risky)}")
+    elif names and len(names) < need:
+        parts.append(f"members no riskier than the night (one family needs risk, or {need})")
     return "; ".join(parts)

@@ -39,10 +39,10 @@ class KindConfig:
     n_neighbors: int = 20
     cluster_selection_method: str = "eom"
     max_cluster_share: float = 0.2  # no selected cluster holds more than this share of entities
-    target_fpr: float = 0.001
-    min_families: int = 1
-    family_floor: float = 0.3
-    entity_floor: float = 0.6
+    # false-discovery rate of the coordination and risk tests over a night's clusters
+    fdr: float = 0.05
+    # owned independent signal families that flag a cluster without risk evidence
+    min_families: int = 2
 
 
 @dataclass

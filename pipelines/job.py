@@ -35,6 +35,7 @@ from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_key
 from clustering.features import build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
 from clustering.kinds import SpecView, get_kind, get_spec
+from clustering.known_risk import KIND_COLUMNS, risk_indicators, risk_metadata
 from clustering.pivots import split_on_pivots
 from clustering.profiles import cluster_profiles
 from clustering.search import save_search
@@ -52,7 +53,15 @@ Identify = Callable[
 FinalizeRules = Callable[[list[Rule]], list[Rule]]
 _AUTO: Any = object()  # run_job: read the previous bundle from the output folder
 
-__all__ = ["OUTPUT_FILES", "KindResult", "RunResult", "code_version", "detect", "run_job"]
+__all__ = [
+    "OUTPUT_FILES",
+    "KindResult",
+    "RunResult",
+    "code_version",
+    "detect",
+    "known_risk_of",
+    "run_job",
+]
 
 # The outputs of a run (DESIGN.md, "Outputs of a run"): other systems read these paths.
 OUTPUT_FILES = (
@@ -168,15 +177,11 @@ def detect(
         )
     with stages.stage(f"{kind}: scoring"):
         escore, emeta = entity_scores(_behaviour(kind, entities), random_state=seed)
+        risk = known_risk_of(kind, entities)
         scorer = CampaignScorer(
-            kind,
-            target_fpr=kcfg.target_fpr,
-            min_families=kcfg.min_families,
-            family_floor=kcfg.family_floor,
-            entity_floor=kcfg.entity_floor,
-            random_state=seed,
+            kind, fdr=kcfg.fdr, min_families=kcfg.min_families, random_state=seed
         )
-        scored = scorer.score(entities, labels, escore)
+        scored = scorer.score(entities, labels, escore, risk=risk)
         event_entity = entity_keys(kind, events)
         times = events[k.time_column].groupby(event_entity.to_numpy()).min()
         profiles = cluster_profiles(
@@ -186,7 +191,7 @@ def detect(
             time=times.reindex(entities.index),
         )
         campaigns, members, noise_campaign = _campaign_table(
-            kind, entities, labels, profiles, scored, kcfg.entity_floor
+            kind, entities, labels, profiles, scored
         )
         labels, campaigns = _add_timer_pools(
             kind, entities, labels, campaigns, members, times.reindex(entities.index)
@@ -247,7 +252,40 @@ def detect(
         clusterer=clusterer,
         attached=noise_campaign,
         cluster_scores=scored,
-        metadata={"entity_detector": emeta, "campaign_detector": scorer.metadata_},
+        metadata={
+            "entity_detector": emeta,
+            "campaign_detector": scorer.metadata_,
+            "known_risk": {"indicators": list(risk.columns), **risk_metadata()},
+        },
+    )
+
+
+def known_risk_of(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
+    """Known-risk indicators of ``kind``'s entities that its input can give (may be empty).
+
+    The mail domain, IP and ASN columns come from the built-in kinds' table, or from a spec's
+    allowlist columns (the roles' domain, prefix and ASN attributes). Captcha, bounce and
+    complaint rates are left to the scorer's behaviour columns, so no evidence counts twice.
+    """
+    spec = get_spec(kind)
+    cols = dict(KIND_COLUMNS.get(kind, {}))
+    if not cols:
+        allow = spec.allowlist
+        cols = {
+            "email_domain": allow.get("domains") or "",
+            "ip": allow.get("prefixes") or "",
+            "asn": allow.get("asns") or "",
+        }
+    args = {
+        k: v
+        for k, v in cols.items()
+        if k in ("email_domain", "ip", "asn") and v and v in entities.columns
+    }
+    if not args:
+        return pd.DataFrame(index=entities.index)
+    ind = risk_indicators(entities, **args)
+    return ind.loc[:, ind.notna().any()].drop(
+        columns=["low_captcha", "bounce_rate", "complaint_rate"], errors="ignore"
     )
 
 
@@ -315,7 +353,7 @@ def _add_timer_pools(
                         "flagged": True,
                         "reason": f"{n_dev} devices driven by one scheduler "
                         "(a use at a fixed gap, chained through the pool)",
-                        "families_shared": 1,
+                        "families_owned": 1,
                         "top_attributes": "",
                         "first_seen": t.min(),
                         "last_seen": t.max(),
@@ -334,7 +372,6 @@ def _campaign_table(
     labels: np.ndarray,
     profiles: pd.DataFrame,
     scored: pd.DataFrame,
-    entity_floor: float,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
     """One row per cluster, the members of each campaign, and the campaign of each noise
     entity attached to one (None elsewhere)."""
@@ -342,7 +379,9 @@ def _campaign_table(
     members: dict[str, np.ndarray] = {}
     rows = []
     flag = scored["flagged"].to_numpy(dtype=bool)
-    suspicious = (scored["entity_score"] >= entity_floor).to_numpy(dtype=bool) & ~flag
+    # partial evidence (one owned family, or risky members): may join a flagged campaign
+    partial = (scored["families_owned"] >= 1) | scored["risk"]
+    suspicious = partial.to_numpy(dtype=bool) & ~flag
     group_of = merge_flagged(
         entities,
         labels,
@@ -381,7 +420,7 @@ def _campaign_table(
                 "score": float(sc["score"]),
                 "flagged": bool(sc["flagged"]) or joined,
                 "reason": reason,
-                "families_shared": int(sc["families_shared"]),
+                "families_owned": int(sc["families_owned"]),
                 "top_attributes": "; ".join(top),
                 "first_seen": prof.get("first_seen"),
                 "last_seen": prof.get("last_seen"),
@@ -404,7 +443,7 @@ def _campaign_table(
             "score",
             "flagged",
             "reason",
-            "families_shared",
+            "families_owned",
             "top_attributes",
             "first_seen",
             "last_seen",

@@ -6,8 +6,8 @@ Everything an analyst says is written to the store (``labels``, ``allowlists``,
 
 - **labels** (``abuse``, ``benign``, ``unsure``) of a campaign or an entity are appended, so
   the history is kept; the latest label of a target wins (:func:`campaign_labels`). Campaign
-  labels move the kind's ``entity_floor`` for the next night (:func:`threshold_adjustments`):
-  flagged campaigns labelled benign raise it, unflagged ones labelled abuse lower it, by at most
+  labels move the kind's ``fdr`` for the next night (:func:`threshold_adjustments`):
+  flagged campaigns labelled benign lower it, unflagged ones labelled abuse raise it, by at most
   ``MAX_FLOOR_CHANGE`` of the configured value. The values benign campaigns share are proposed
   as allowlist entries (:func:`allowlist_candidates`), never applied by themselves. ``unsure``
   labels and entity labels move nothing; they are counted in the night's record.
@@ -82,7 +82,7 @@ DECISIONS = ("approve", "reject")
 # kinds with allowlists in the configuration ([allowlists.<kind>]), which the nightly job
 # extends with the store's entries
 ALLOWLIST_KINDS = tuple(f.name for f in fields(Allowlists))
-# labels move a kind's entity_floor by at most this share of its configured value
+# labels move a kind's fdr by at most this share of its configured value
 MAX_FLOOR_CHANGE = 0.5
 # a domain name as email_domain / sender_domain hold it: two or more non-empty labels
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)[^\s./@:;,()\[\]]+(?:\.[^\s./@:;,()\[\]]+)+")
@@ -727,11 +727,11 @@ def _label_counts(store: Store, kind: str, since: str, before: str) -> dict[str,
 
 
 def _adjust(kind: str, base: float, counts: dict[str, Any]) -> dict[str, Any]:
-    """The next night's ``entity_floor`` of ``kind`` from the label counts (with its reason)."""
+    """The next night's ``fdr`` of ``kind`` from the label counts (with its reason)."""
     flagged, unflagged = counts["flagged"], counts["unflagged"]
     benign = counts["flagged_benign"] / flagged if flagged else 0.0
     abuse = counts["unflagged_abuse"] / unflagged if unflagged else 0.0
-    raw = 1.0 + benign - abuse
+    raw = 1.0 - benign + abuse  # false positives: a stricter test; misses: a looser one
     factor = min(max(raw, 1.0 - MAX_FLOOR_CHANGE), 1.0 + MAX_FLOOR_CHANGE)
     new = round(base * factor, 6)
     window = " to ".join(counts["nights"]) if counts["nights"] else "no nights"
@@ -741,12 +741,12 @@ def _adjust(kind: str, base: float, counts: dict[str, Any]) -> dict[str, Any]:
         f"({abuse:.0%}) on {window}"
     )
     if new == base:
-        reason = f"{said}: entity_floor stays {base:g}"
+        reason = f"{said}: fdr stays {base:g}"
     else:
         bounded = f" (bounded to ±{MAX_FLOOR_CHANGE:.0%})" if factor != raw else ""
-        reason = f"{said}: entity_floor {base:g} x {factor:.3f}{bounded} = {new:g}"
+        reason = f"{said}: fdr {base:g} x {factor:.3f}{bounded} = {new:g}"
     return {
-        "entity_floor": new,
+        "fdr": new,
         "configured": base,
         "factor": round(factor, 6),
         "reason": reason,
@@ -757,24 +757,24 @@ def _adjust(kind: str, base: float, counts: dict[str, Any]) -> dict[str, Any]:
 def threshold_adjustments(
     store: Store, kind: str, config: JobConfig, before: str | None = None
 ) -> dict[str, Any]:
-    """How campaign labels move ``kind``'s ``entity_floor`` for the next night.
+    """How campaign labels move ``kind``'s ``fdr`` for the next night.
 
     Over the look-back window (the ``config.nightly.lookback_days`` nights before ``before``;
     each campaign in its latest state there), with the latest label of each campaign:
 
-    ``factor = 1 + benign_share - abuse_share``, bounded to ``1 ± MAX_FLOOR_CHANGE``, where
+    ``factor = 1 - benign_share + abuse_share``, bounded to ``1 ± MAX_FLOOR_CHANGE``, where
     ``benign_share`` is the share of the window's flagged campaigns labelled benign (false
-    positives: members must be more unusual to flag) and ``abuse_share`` the share of its
-    unflagged campaigns labelled abuse (misses: less unusual members suffice). The floor is
-    the configured one times the factor: adjustments never compound from night to night, and
-    one benign label among ten flagged campaigns moves the floor by 10%.
+    positives: the tests must be stricter) and ``abuse_share`` the share of its unflagged
+    campaigns labelled abuse (misses: a looser test). The rate is the configured one times
+    the factor: adjustments never compound from night to night, and one benign label among
+    ten flagged campaigns moves the rate by 10%.
 
     Parameters
     ----------
     store : Store
     kind : str
     config : JobConfig
-        The configured floor (``config.kind(kind).entity_floor``) and the look-back window.
+        The configured rate (``config.kind(kind).fdr``) and the look-back window.
     before : str, optional
         YYYY-MM-DD; the window ends the night before. Default: the day after the store's
         latest night (the window ends with it).
@@ -782,7 +782,7 @@ def threshold_adjustments(
     Returns
     -------
     dict
-        ``entity_floor`` (the new value), ``reason`` (the numbers), ``configured``,
+        ``fdr`` (the new value), ``reason`` (the numbers), ``configured``,
         ``factor`` and ``counts`` (``flagged``, ``flagged_benign``, ``unflagged``,
         ``unflagged_abuse``, ``nights``: the first and last night of the window).
     """
@@ -792,7 +792,7 @@ def threshold_adjustments(
         before = (day + timedelta(days=1)).isoformat()
     since = (Date.fromisoformat(before) - timedelta(days=config.nightly.lookback_days)).isoformat()
     counts = _label_counts(store, kind, since, before)
-    return _adjust(kind, float(config.kind(kind).entity_floor), counts)
+    return _adjust(kind, float(config.kind(kind).fdr), counts)
 
 
 # ------------------------------------------------------------------------------ nights
@@ -870,13 +870,13 @@ def night_review(store: Store, day: str, config: JobConfig, kinds: Sequence[str]
             setattr(a, lst, [*have, *(v for v in new if v not in have)])
     thresholds = {}
     for kind, c in sorted(counts.items()):
-        t = _adjust(kind, float(cfg.kind(kind).entity_floor), c)
+        t = _adjust(kind, float(cfg.kind(kind).fdr), c)
         thresholds[kind] = t
-        if t["entity_floor"] != t["configured"]:
+        if t["fdr"] != t["configured"]:
             if kind in ("signups", "senders"):  # the built-in kinds' own tables
-                getattr(cfg, kind).entity_floor = t["entity_floor"]
+                getattr(cfg, kind).fdr = t["fdr"]
             else:
-                cfg.kinds.setdefault(kind, KindConfig()).entity_floor = t["entity_floor"]
+                cfg.kinds.setdefault(kind, KindConfig()).fdr = t["fdr"]
             log.info("%s", t["reason"])
     return NightReview(
         config=cfg,

@@ -53,12 +53,12 @@ def test_campaign_flagged_and_crowd_not() -> None:
     )
     escore, meta = entity_scores(behaviour, random_state=0)
     assert escore.shape == (len(ent),) and "detector" in meta
-    out = CampaignScorer("signups", n_reference=300, random_state=0).score(ent, labels, escore)
+    out = CampaignScorer("signups", random_state=0).score(ent, labels, escore)
     assert bool(out.loc[0, "flagged"]) is True, out.loc[0, "reason"]
     assert bool(out.loc[1, "flagged"]) is False, out.loc[1, "reason"]
     assert out.loc[0, "client"] > 0.9 and out.loc[1, "client"] < 0.3
-    assert "entity score" in out.loc[1, "reason"]
-    again = CampaignScorer("signups", n_reference=300, random_state=0).score(ent, labels, escore)
+    assert "owns 1 family" in out.loc[1, "reason"] and "no riskier" in out.loc[1, "reason"]
+    again = CampaignScorer("signups", random_state=0).score(ent, labels, escore)
     pd.testing.assert_frame_equal(out, again)
 
 
@@ -129,7 +129,7 @@ def test_sender_cluster_sharing_only_its_sending_network_is_not_flagged() -> Non
     ent.loc[ent.index[spam], "subject_skeleton"] = "your parcel # is waiting"
     labels = np.r_[np.full(n_bg, -1), np.zeros(n_c, int), np.ones(n_c, int)]
     escore = np.r_[rng.uniform(0, 0.5, n_bg), np.full(2 * n_c, 2.0)]
-    out = CampaignScorer("senders", n_reference=300, random_state=0).score(ent, labels, escore)
+    out = CampaignScorer("senders", random_state=0).score(ent, labels, escore)
     assert bool(out.loc[1, "flagged"]) is True, out.loc[1, "reason"]
     assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
     assert "needs another family" in out.loc[0, "reason"]
@@ -138,7 +138,7 @@ def test_sender_cluster_sharing_only_its_sending_network_is_not_flagged() -> Non
     shops = ent.index[esp]
     ent.loc[shops, "subject_skeleton"] = "your order # has shipped"
     ent.loc[shops, "url_domain"] = ["www." + d for d in ent.loc[shops, "sender_domain"]]
-    out = CampaignScorer("senders", n_reference=300, random_state=0).score(ent, labels, escore)
+    out = CampaignScorer("senders", random_state=0).score(ent, labels, escore)
     assert out.loc[0, "content"] >= 0.3
     assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
     assert bool(out.loc[1, "flagged"]) is True, out.loc[1, "reason"]

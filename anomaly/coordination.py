@@ -1,0 +1,300 @@
+"""Is a cluster coordinated? Calibrated tests of shared values, and of members' risk.
+
+A cluster is a campaign candidate when *one cause* stands behind its entities in several
+independent signal families (network, client, identity, content): the same device pool *and*
+the same name template, the same subnets *and* the same rare client build. A crowd of ordinary
+users shares values too, but they are values many others hold (gmail.com, the current Chrome),
+or it is a slice of a bigger crowd (some of a campus's students behind its NAT): its values
+are not *its own*.
+
+The test, per cluster and family, has two parts, both free of data-set constants:
+
+1. **Exclusivity** (:func:`clustering.profiles.top_code_stats`): the mean, over members, of the
+   share of their value's holders tonight that sit in the cluster, counting only values at
+   least two members share. The cluster *owns* a family when this is at least one half: most
+   holders of its members' values are its members, so it is the crowd of those values and not
+   a slice of a larger one. One half is the definition of "most", not a fitted number; it is
+   the same at 20k and at 1M entities because it compares the cluster with its values' own
+   holders, whatever the size of the night.
+2. **Improbability**: for each value the cluster shares, the hypergeometric tail probability
+   that a random group of the cluster's size drawn from tonight's entities holds that many of
+   its holders (``scipy.stats.hypergeom``), Bonferroni-corrected over the values the cluster
+   holds in that family. The family's p-values of all clusters go through Benjamini-Hochberg
+   at ``fdr``: of the (cluster, family) pairs called coordinated, at most that share is
+   expected to be chance groupings. This is what keeps tiny groups (two people sharing a
+   household's IP) from counting; for clusters of tens of entities the tail is astronomically
+   small and exclusivity decides.
+
+Members' **risk** (the entity score of :mod:`anomaly.detectors`, the kind's behaviour columns,
+known-risk indicators) is a second, separate test: per column, a one-sided rank test (Mann-
+Whitney U, normal approximation with tie correction) of the members against the rest of the
+night, Benjamini-Hochberg over all (cluster, column) pairs. It adds evidence and never vetoes:
+a cluster that owns two independent families is flagged whatever its members look like one by
+one (the Cresci spambots look *more* normal than the humans), and a cluster that owns one
+family is flagged only with significant risk (a device pool at a data-centre build with failing
+captchas; a content template with bounces) -- an institution's crowd (a campus NAT with its own
+domain) owns at most the families its institution explains and has no risk.
+
+Assumptions and failure modes are written up in ``docs/flagging.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from clustering.profiles import top_code_stats
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OWNED",
+    "FamilyEvidence",
+    "benjamini_hochberg",
+    "family_evidence",
+    "rank_evidence",
+    "value_groups",
+]
+
+# "most": a family is the cluster's own when most holders of its members' values are members
+OWNED = 0.5
+
+
+def benjamini_hochberg(log10_p: np.ndarray, q: float) -> np.ndarray:
+    """Which tests Benjamini-Hochberg rejects at false-discovery rate ``q``.
+
+    Parameters
+    ----------
+    log10_p : ndarray of shape (n_tests,)
+        log10 of each p-value (p-values far below float range stay ordered); NaN = not tested.
+    q : float
+        False-discovery rate in (0, 1).
+
+    Returns
+    -------
+    ndarray of bool, shape (n_tests,)
+    """
+    lp = np.asarray(log10_p, dtype=np.float64)
+    out = np.zeros(len(lp), dtype=bool)
+    tested = np.flatnonzero(~np.isnan(lp))
+    m = len(tested)
+    if m == 0:
+        return out
+    order = tested[np.argsort(lp[tested], kind="stable")]
+    crit = np.log10(q * np.arange(1, m + 1) / m)
+    ok = np.flatnonzero(lp[order] <= crit)
+    if len(ok):
+        out[order[: ok[-1] + 1]] = True
+    return out
+
+
+@dataclass
+class FamilyEvidence:
+    """Per cluster and family: exclusivity and the log10 p-value of its sharing."""
+
+    clusters: np.ndarray  # (n_clusters,)
+    exclusivity: pd.DataFrame  # (n_clusters, n_families)
+    log10_p: pd.DataFrame  # (n_clusters, n_families); 0 where nothing is shared
+    attribute: pd.DataFrame  # (n_clusters, n_families): the attribute that gives exclusivity
+
+
+def _value_log10_p(
+    labels: np.ndarray, codes: np.ndarray, clusters: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
+    """Per cluster: log10 of the Bonferroni-corrected smallest hypergeometric tail over the
+    values at least two members share (0 where none is shared)."""
+    n_total = len(labels)
+    out = np.zeros(len(clusters))
+    present = codes >= 0
+    sel = (labels >= 0) & present
+    if not sel.any():
+        return out
+    totals = np.bincount(codes[present])
+    k = np.int64(len(totals))
+    keys = labels[sel].astype(np.int64) * k + codes[sel]
+    uniq, cnt = np.unique(keys, return_counts=True)
+    grp, code = uniq // k, uniq % k
+    gpos = np.searchsorted(clusters, grp)
+    shared = cnt >= 2
+    if not shared.any():
+        return out
+    g, c, kk = gpos[shared], code[shared], cnt[shared]
+    # P(K >= k) for K ~ Hypergeom(N, holders, cluster size): logsf(k - 1)
+    lp = stats.hypergeom.logsf(kk - 1, n_total, totals[c], sizes[g]) / np.log(10)
+    lp = np.where(np.isfinite(lp), lp, -1e300)
+    n_values = np.bincount(g, minlength=len(clusters))
+    best = np.full(len(clusters), np.inf)
+    np.minimum.at(best, g, lp)
+    has = np.isfinite(best)
+    out[has] = np.minimum(0.0, best[has] + np.log10(n_values[has]))
+    return out
+
+
+def value_groups(
+    entities: pd.DataFrame, labels: np.ndarray, attributes: list[str] | tuple[str, ...]
+) -> np.ndarray:
+    """Join clusters that are fragments of one crowd: labels of the joined groups.
+
+    HDBSCAN splits a crowd along whatever it varies (two user-agent builds, day and night):
+    each fragment then holds only part of the crowd's values, and neither looks like their
+    owner. Two clusters are joined when a value they both share (at least two members each)
+    is held mostly (at least half of its holders) by the clusters sharing it, and by no more
+    entities than those clusters hold together: a value of theirs, not of the world (gmail.com
+    never joins anything).
+
+    Parameters
+    ----------
+    entities : DataFrame of shape (n_entities, n_columns)
+    labels : ndarray of shape (n_entities,), -1 for noise
+    attributes : columns whose values join fragments
+
+    Returns
+    -------
+    ndarray of shape (n_entities,)
+        The smallest cluster id of each entity's group; -1 for noise.
+    """
+    labels = np.asarray(labels)
+    clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    parent = np.arange(len(clusters))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    for attr in attributes:
+        if attr not in entities or len(clusters) < 2:
+            continue
+        codes = pd.factorize(entities[attr], use_na_sentinel=True)[0]
+        present = codes >= 0
+        sel = (labels >= 0) & present
+        if not sel.any():
+            continue
+        totals = np.bincount(codes[present])
+        frame = pd.DataFrame({"v": codes[sel], "c": np.searchsorted(clusters, labels[sel])})
+        counts = frame.value_counts(["v", "c"]).reset_index(name="n")
+        counts = counts[counts["n"] >= 2]
+        by_value = counts.groupby("v")
+        held = by_value["n"].transform("sum").to_numpy()
+        room = by_value["c"].transform(lambda c: sizes[c.to_numpy()].sum()).to_numpy()
+        n_clusters = by_value["c"].transform("size").to_numpy()
+        total = totals[counts["v"].to_numpy()]
+        keep = (n_clusters >= 2) & (2 * held >= total) & (total <= room)
+        # the joining values must be what both fragments are made of: together they cover
+        # most of each (a device pool of 40 ids covers a fragment only all together)
+        cover: dict[tuple[int, int], list[int]] = {}
+        for _, grp in counts[keep].groupby("v"):
+            pairs: list[tuple[int, int]] = sorted(
+                zip(grp["c"].astype(int).tolist(), grp["n"].astype(int).tolist(), strict=True)
+            )
+            for i, (a, na) in enumerate(pairs):
+                for b, nb in pairs[i + 1 :]:
+                    acc = cover.setdefault((a, b), [0, 0])
+                    acc[0] += na
+                    acc[1] += nb
+        for (a, b), (na, nb) in sorted(cover.items()):
+            if 2 * na >= sizes[a] and 2 * nb >= sizes[b]:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(len(clusters))], dtype=np.int64)
+    out = np.full(len(labels), -1, dtype=np.int64)
+    member = labels >= 0
+    out[member] = clusters[roots[np.searchsorted(clusters, labels[member])]]
+    return out
+
+
+def family_evidence(
+    entities: pd.DataFrame, labels: np.ndarray, families: dict[str, tuple[str, ...]]
+) -> FamilyEvidence:
+    """Exclusivity and improbability of every cluster's sharing, per signal family.
+
+    Parameters
+    ----------
+    entities : DataFrame of shape (n_entities, n_columns)
+    labels : ndarray of shape (n_entities,)
+        Cluster per entity, -1 for noise.
+    families : dict
+        Family name -> attribute columns of ``entities``.
+
+    Returns
+    -------
+    FamilyEvidence
+        A family's exclusivity is its best attribute's; its p-value that attribute's.
+    """
+    labels = np.asarray(labels)
+    clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    excl = pd.DataFrame(index=pd.Index(clusters, name="cluster_id"))
+    lp = pd.DataFrame(index=excl.index)
+    attr = pd.DataFrame(index=excl.index)
+    for fam, members in families.items():
+        cols_e, cols_p, names = [], [], []
+        for a in members:
+            if a not in entities:
+                continue
+            codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
+            cols_e.append(top_code_stats(labels, codes)["exclusivity"])
+            cols_p.append(_value_log10_p(labels, codes, clusters, sizes))
+            names.append(a)
+        if not names:
+            excl[fam] = 0.0
+            lp[fam] = 0.0
+            attr[fam] = None
+            continue
+        e = np.column_stack(cols_e)
+        p = np.column_stack(cols_p)
+        best = np.argmax(e, axis=1)
+        rows = np.arange(len(clusters))
+        excl[fam] = e[rows, best]
+        lp[fam] = p[rows, best]
+        attr[fam] = np.asarray(names, dtype=object)[best]
+    return FamilyEvidence(clusters, excl, lp, attr)
+
+
+def rank_evidence(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Mann-Whitney U of each cluster's members against the rest of the night.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_entities,)
+    values : ndarray of shape (n_entities,)
+        Higher = riskier; NaN = unknown (left out of the test).
+
+    Returns
+    -------
+    auc : ndarray of shape (n_clusters,)
+        P(member > non-member) + P(tie)/2, the U statistic over its range (0.5 = no shift).
+    log10_p : ndarray of shape (n_clusters,)
+        log10 of the normal approximation's upper tail, with the tie correction.
+    """
+    labels = np.asarray(labels)
+    v = np.asarray(values, dtype=np.float64)
+    clusters = np.unique(labels[labels >= 0])
+    auc = np.full(len(clusters), 0.5)
+    lp = np.zeros(len(clusters))
+    known = ~np.isnan(v)
+    n = int(known.sum())
+    if n < 3 or len(clusters) == 0:
+        return auc, lp
+    ranks = stats.rankdata(v[known])
+    lab = labels[known]
+    member = lab >= 0
+    pos = np.searchsorted(clusters, lab[member])
+    n1 = np.bincount(pos, minlength=len(clusters)).astype(np.float64)
+    r1 = np.bincount(pos, weights=ranks[member], minlength=len(clusters))
+    n2 = n - n1
+    u = r1 - n1 * (n1 + 1) / 2
+    _, tie_counts = np.unique(v[known], return_counts=True)
+    tie = float(np.sum(tie_counts**3 - tie_counts)) / (n * (n - 1))
+    var = n1 * n2 / 12.0 * ((n + 1) - tie)
+    ok = (n1 > 0) & (n2 > 0) & (var > 0)
+    auc[ok] = u[ok] / (n1[ok] * n2[ok])
+    z = np.zeros(len(clusters))
+    z[ok] = (u[ok] - n1[ok] * n2[ok] / 2 - 0.5) / np.sqrt(var[ok])  # continuity-corrected
+    lp[ok] = special.log_ndtr(-z[ok]) / np.log(10)
+    return auc, lp
