@@ -9,10 +9,11 @@ are not *its own*.
 
 The test, per cluster and family, has two parts, both free of data-set constants:
 
-1. **Exclusivity** (:func:`clustering.profiles.top_code_stats`): the mean, over members, of the
-   share of their value's holders tonight that sit in the cluster, counting only values at
-   least two members share. The cluster *owns* a family when this is at least one half: most
-   holders of its members' values are its members, so it is the crowd of those values and not
+1. **Exclusivity**: the mean, over members, of the share of their value's holders tonight
+   that sit in the cluster, counting only values at least three members share (a pair is the
+   commonest innocent coincidence). The cluster *owns* a family when this is at least one
+   half: most holders of its members' values are its members, so it is the crowd of those
+   values and not
    a slice of a larger one. One half is the definition of "most", not a fitted number; it is
    the same at 20k and at 1M entities because it compares the cluster with its values' own
    holders, whatever the size of the night.
@@ -46,8 +47,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import special, stats
-
-from clustering.profiles import top_code_stats
 
 log = logging.getLogger(__name__)
 
@@ -102,27 +101,38 @@ class FamilyEvidence:
     attribute: pd.DataFrame  # (n_clusters, n_families): the attribute that gives exclusivity
 
 
-def _value_log10_p(
+# Two entities sharing a value is the commonest innocent coincidence (two people in one home,
+# one person signing up twice), and a cluster of such pairs is many causes, not one: a value
+# is evidence of a common cause when at least three members share it.
+MIN_SHARED = 3
+
+
+def _sharing(
     labels: np.ndarray, codes: np.ndarray, clusters: np.ndarray, sizes: np.ndarray
-) -> np.ndarray:
-    """Per cluster: log10 of the Bonferroni-corrected smallest hypergeometric tail over the
-    values at least two members share (0 where none is shared)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster: exclusivity, and log10 of the Bonferroni-corrected smallest hypergeometric
+    tail, over the values at least :data:`MIN_SHARED` members share (0 and 0 where none)."""
     n_total = len(labels)
+    excl = np.zeros(len(clusters))
     out = np.zeros(len(clusters))
     present = codes >= 0
     sel = (labels >= 0) & present
     if not sel.any():
-        return out
+        return excl, out
     totals = np.bincount(codes[present])
     k = np.int64(len(totals))
     keys = labels[sel].astype(np.int64) * k + codes[sel]
     uniq, cnt = np.unique(keys, return_counts=True)
     grp, code = uniq // k, uniq % k
     gpos = np.searchsorted(clusters, grp)
-    shared = cnt >= 2
+    shared = cnt >= MIN_SHARED
     if not shared.any():
-        return out
+        return excl, out
     g, c, kk = gpos[shared], code[shared], cnt[shared]
+    # mean over members of the share of their value's holders that are members
+    excl = np.bincount(g, weights=kk / sizes[g] * kk / totals[c], minlength=len(clusters)).astype(
+        np.float64
+    )
     # P(K >= k) for K ~ Hypergeom(N, holders, cluster size): logsf(k - 1)
     lp = stats.hypergeom.logsf(kk - 1, n_total, totals[c], sizes[g]) / np.log(10)
     lp = np.where(np.isfinite(lp), lp, -1e300)
@@ -131,7 +141,7 @@ def _value_log10_p(
     np.minimum.at(best, g, lp)
     has = np.isfinite(best)
     out[has] = np.minimum(0.0, best[has] + np.log10(n_values[has]))
-    return out
+    return excl, out
 
 
 def value_groups(
@@ -141,10 +151,11 @@ def value_groups(
 
     HDBSCAN splits a crowd along whatever it varies (two user-agent builds, day and night):
     each fragment then holds only part of the crowd's values, and neither looks like their
-    owner. Two clusters are joined when a value they both share (at least two members each)
-    is held mostly (at least half of its holders) by the clusters sharing it, and by no more
-    entities than those clusters hold together: a value of theirs, not of the world (gmail.com
-    never joins anything).
+    owner. Two clusters are joined when values they share (at least three members each) are
+    held by neither alone mostly, by the two together mostly (at least half of the holders),
+    and cover at least half of each. A cluster that owns a value alone is no fragment of
+    another (a vast crowd on gmail.com joins nothing), and values held mostly outside
+    clusters (gmail.com on an ordinary night) join nothing either.
 
     Parameters
     ----------
@@ -178,22 +189,26 @@ def value_groups(
         totals = np.bincount(codes[present])
         frame = pd.DataFrame({"v": codes[sel], "c": np.searchsorted(clusters, labels[sel])})
         counts = frame.value_counts(["v", "c"]).reset_index(name="n")
-        counts = counts[counts["n"] >= 2]
+        counts = counts[counts["n"] >= MIN_SHARED]
         by_value = counts.groupby("v")
         held = by_value["n"].transform("sum").to_numpy()
-        room = by_value["c"].transform(lambda c: sizes[c.to_numpy()].sum()).to_numpy()
         n_clusters = by_value["c"].transform("size").to_numpy()
         total = totals[counts["v"].to_numpy()]
-        keep = (n_clusters >= 2) & (2 * held >= total) & (total <= room)
+        keep = (n_clusters >= 2) & (2 * held >= total)
         # the joining values must be what both fragments are made of: together they cover
         # most of each (a device pool of 40 ids covers a fragment only all together)
         cover: dict[tuple[int, int], list[int]] = {}
-        for _, grp in counts[keep].groupby("v"):
+        for v, grp in counts[keep].groupby("v"):
+            total_v = int(totals[int(v)])
             pairs: list[tuple[int, int]] = sorted(
                 zip(grp["c"].astype(int).tolist(), grp["n"].astype(int).tolist(), strict=True)
             )
             for i, (a, na) in enumerate(pairs):
                 for b, nb in pairs[i + 1 :]:
+                    # fragments are slices that own the value only together; a cluster that
+                    # owns it alone is no fragment of another (a vast crowd and gmail.com)
+                    if 2 * na >= total_v or 2 * nb >= total_v or 2 * (na + nb) < total_v:
+                        continue
                     acc = cover.setdefault((a, b), [0, 0])
                     acc[0] += na
                     acc[1] += nb
@@ -238,8 +253,9 @@ def family_evidence(
             if a not in entities:
                 continue
             codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
-            cols_e.append(top_code_stats(labels, codes)["exclusivity"])
-            cols_p.append(_value_log10_p(labels, codes, clusters, sizes))
+            e, p = _sharing(labels, codes, clusters, sizes)
+            cols_e.append(e)
+            cols_p.append(p)
             names.append(a)
         if not names:
             excl[fam] = 0.0

@@ -220,9 +220,10 @@ class HealthThresholds:
         Largest allowed absolute change of the flagged share (entities in flagged campaigns
         over all entities, in [0, 1]) against the look-back window's; e.g. 0.05 is five
         percentage points. None: not checked.
-    max_score_shift : float, default 1.0
-        Largest allowed absolute shift of the median campaign score against the look-back
-        window's median, in score units (``-log10`` tail probability: 1.0 is a factor of 10).
+    max_score_shift : float, default 0.25
+        Largest allowed absolute shift of the median score of flagged campaigns against the
+        look-back window's, in score units (:class:`anomaly.scoring.CampaignScorer`: the share
+        of the evidence a cluster could hold, 0 to 1; 0.25 is a quarter of the range).
     """
 
     max_psi: float = 0.25
@@ -231,7 +232,7 @@ class HealthThresholds:
     max_noise_share: float = 0.95
     min_index_recall: float = 0.5
     max_flagged_share_change: float | None = None
-    max_score_shift: float = 1.0
+    max_score_shift: float = 0.25
 
 
 def _round(x: float) -> float:

@@ -97,12 +97,16 @@ class CampaignScorer:
         signals" of the definition, not a fitted number.
     random_state : int
         Kept for the estimator contract; the tests are deterministic.
+    label_model : anomaly.label_model.LabelModel, optional
+        Fitted on analysts' labelled clusters; where usable, its P(abuse) >= 0.5 decides
+        (``test_flagged`` keeps the test's own decision, ``label_probability`` the model's).
     """
 
     kind: str
     fdr: float = 0.05
     min_families: int = 2
     random_state: int = 0
+    label_model: Any = None
     metadata_: dict[str, Any] = field(default_factory=dict, init=False)
     _last_tests: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
@@ -131,6 +135,8 @@ class CampaignScorer:
         fams = list(FAMILIES[self.kind])
         ev = family_evidence(entities, labels, FAMILIES[self.kind])
         out = ev.exclusivity.copy()
+        sizes = pd.Series(labels[labels >= 0]).value_counts()
+        out["log_size"] = np.log(sizes.reindex(out.index).to_numpy(dtype=np.float64))
         for fam in fams:
             out[f"{fam}_log10p"] = -ev.log10_p[fam]
         # one BH over every (cluster, family) test: the error rate is stated over the night
@@ -150,9 +156,16 @@ class CampaignScorer:
             # as every shop does: their content counts only beside identity or client evidence.
             own = [f for f in primary_fams if f != "content"]
             owned["content"] &= ~brand | owned[own].any(axis=1)
+        org = _organisation_domain(labels, out.index, ev.attribute, risk)
+        if org is not None and {"identity", "network"} <= set(owned.columns):
+            # An organisation's people use its own mail domain from its own network: one cause
+            # (the organisation), so the two families count once. A throwaway or free-mail
+            # domain carries no such tie to a network.
+            owned["identity"] &= ~(org & owned["network"])
         n_primary = owned[primary_fams].sum(axis=1)
         n_owned = np.where(n_primary > 0, owned.sum(axis=1), 0)
         out["families_owned"] = n_owned.astype(int)
+        out["organisation_domain"] = org if org is not None else pd.Series(False, out.index)
         # risk: large, significant rank shifts of members against the rest of the night
         cols = self._risk_columns(entities, escore, risk)
         aucs, lps = {}, {}
@@ -168,10 +181,10 @@ class CampaignScorer:
         out["flagged"] = (out["families_owned"] >= self.min_families) | (
             (out["families_owned"] >= 1) & out["risk"]
         )
-        # ranking: families' worth of exclusive sharing, plus the strongest risk effect
-        out["score"] = (
-            ev.exclusivity[fams].sum(axis=1).to_numpy() + np.where(out["risk"], strongest, 0.0)
-        ).round(6)
+        # ranking, in [0, 1]: the share of the evidence a cluster could hold (every family
+        # exclusive, the strongest risk effect complete)
+        total = ev.exclusivity[fams].sum(axis=1).to_numpy() + np.where(out["risk"], strongest, 0)
+        out["score"] = (total / (len(fams) + 1)).round(6)
         names = list(cols)
         out["reason"] = [
             _reason(
@@ -239,6 +252,16 @@ class CampaignScorer:
         out = gl.reindex(group_of.reindex(clusters).to_numpy())
         out.index = pd.Index(clusters, name="cluster_id")
         out.insert(len(fams), "group", group_of.reindex(clusters).to_numpy())
+        if self.label_model is not None and getattr(self.label_model, "usable_", False):
+            p = self.label_model.predict_proba(out)
+            out["test_flagged"] = out["flagged"]
+            out["label_probability"] = p
+            out["flagged"] = p >= 0.5
+            changed = out["flagged"] != out["test_flagged"]
+            out.loc[changed, "reason"] = [
+                f"{r}; analysts' labels overrule the test: P(abuse) {q:.2f}"
+                for r, q in zip(out.loc[changed, "reason"], p[changed.to_numpy()], strict=True)
+            ]
         self.metadata_ = {
             "detector": "coordination",
             "version": 1,
@@ -247,6 +270,7 @@ class CampaignScorer:
             "owned_exclusivity": OWNED,
             "risk_effect_auc": LARGE_EFFECT_AUC,
             "groups": int(out["group"].nunique()),
+            "label_model": getattr(self.label_model, "metadata_", None),
             **self._last_tests,
         }
         log.info(
@@ -257,6 +281,31 @@ class CampaignScorer:
             self.fdr,
         )
         return out
+
+
+def _organisation_domain(
+    labels: np.ndarray, groups: pd.Index, attribute: pd.DataFrame, risk: pd.DataFrame | None
+) -> pd.Series | None:
+    """Per group: is its identity evidence an organisation's own mail domain?
+
+    True where the identity family's strongest attribute is a mail domain and most members'
+    domains are neither free-mail nor disposable (:mod:`clustering.known_risk`). None where
+    the input gives no domain classes.
+    """
+    if risk is None or not {"freemail_domain", "disposable_domain"} <= set(risk.columns):
+        return None
+    if "identity" not in attribute:
+        return None
+    public = (
+        risk["freemail_domain"].fillna(0).to_numpy()
+        + risk["disposable_domain"].fillna(0).to_numpy()
+    )
+    known = risk["freemail_domain"].notna().to_numpy()
+    member = (labels >= 0) & known
+    share_public = pd.Series(public[member]).groupby(labels[member]).mean()
+    share_public = share_public.reindex(groups).fillna(1.0)
+    by_domain = attribute["identity"].astype("string").str.endswith("_domain").fillna(False)
+    return (by_domain & (share_public < 0.5)).astype(bool)
 
 
 def _brand_mail(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from clustering.features import FeatureSpec
 
 __all__ = [
     "DERIVATIONS",
+    "FORMAT_EXAMPLE",
     "ROLES",
     "AttributeDef",
     "ColumnSpec",
@@ -84,6 +86,8 @@ DERIVATIONS: dict[str, str] = {
 }
 
 COLUMN_TYPES = ("string", "timestamp", "integer", "float", "boolean")
+# the instant a declared time format is tried on (and shown as an example in reader errors)
+FORMAT_EXAMPLE = datetime(2007, 4, 6, 10, 58, 22, tzinfo=UTC)
 FAMILY_NAMES = ("network", "client", "identity", "content", "other")
 
 
@@ -272,6 +276,8 @@ class ColumnSpec:
     low_is_suspicious: bool = False
     log_scale: bool = False
     pivot: bool = False
+    # strptime format of a timestamp column's text (CSV, JSON Lines); None: ISO 8601
+    format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +351,7 @@ _COLUMN_KEYS = {
     "low_is_suspicious",
     "log_scale",
     "pivot",
+    "format",
 }
 
 
@@ -477,6 +484,7 @@ class _Parser:
                     ),
                     log_scale=self.flag(c.get("log_scale", False), f"{key}.log_scale"),
                     pivot=self.flag(c.get("pivot", False), f"{key}.pivot"),
+                    format=self.time_format(c.get("format"), f"{key}.format", ctype),
                 )
             )
         by_name = {col.name for col in out}
@@ -484,6 +492,23 @@ class _Parser:
             if col.fallback is not None and col.fallback not in by_name:
                 raise self.fail(f"columns.{col.name}.fallback", f"no column {col.fallback!r}")
         return tuple(out)
+
+    def time_format(self, obj: Any, key: str, ctype: str) -> str | None:
+        """A timestamp column's declared format: a ``strptime`` format that reads back what
+        it writes (``%a %b %d %H:%M:%S %z %Y`` for Twitter's ``Fri Apr 06 10:58:22 +0000
+        2007``)."""
+        if obj is None:
+            return None
+        if ctype != "timestamp":
+            raise self.fail(key, f"only timestamp columns take a format, not {ctype}")
+        fmt = self.string(obj, key)
+        if "%" not in fmt:
+            raise self.fail(key, f"{fmt!r} has no %-directive (e.g. '%d/%m/%Y %H:%M')")
+        try:
+            datetime.strptime(FORMAT_EXAMPLE.strftime(fmt), fmt)
+        except ValueError as exc:
+            raise self.fail(key, f"{fmt!r} is not a usable strptime format: {exc}") from None
+        return fmt
 
     # --------------------------------------------------------------- attributes
 

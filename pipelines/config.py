@@ -34,8 +34,9 @@ class ConfigError(ValueError):
 class KindConfig:
     """Clustering and scoring parameters of one entity kind."""
 
-    min_cluster_size: int = 25
-    min_samples: int = 10
+    # the smallest campaign worth a rule: 0.1% of a 20k night is 20 entities, in fragments
+    min_cluster_size: int = 8
+    min_samples: int = 5
     n_neighbors: int = 20
     cluster_selection_method: str = "eom"
     max_cluster_share: float = 0.2  # no selected cluster holds more than this share of entities
@@ -126,9 +127,7 @@ class JobConfig:
 
     seed: int = 0
     signups: KindConfig = field(default_factory=KindConfig)
-    senders: KindConfig = field(
-        default_factory=lambda: KindConfig(min_cluster_size=8, min_samples=5, n_neighbors=15)
-    )
+    senders: KindConfig = field(default_factory=lambda: KindConfig(n_neighbors=15))
     rules: RuleConfig = field(default_factory=RuleConfig)
     allowlists: Allowlists = field(default_factory=Allowlists)
     # kinds defined by an entity spec: ``[kinds.<name>]`` tables with KindConfig's keys

@@ -22,6 +22,7 @@ from pipelines.job import RunResult, run_job
 from pipelines.readers import read_events
 from pipelines.stages import Stages
 from pipelines.synthetic import generate, write_synthetic
+from pipelines.worlds import generate_world
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +83,32 @@ def run_demo(
     messages_per_day: int = 40_000,
     config: JobConfig | None = None,
     stages: Stages | None = None,
+    world: int | None = None,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Generate two days, run the job on day 1, evaluate its rules on day 2.
 
     Writes the synthetic inputs under ``out_dir/data``, the run outputs in ``out_dir`` and the
-    day-2 figures in ``out_dir/evaluation.json``.
+    day-2 figures in ``out_dir/evaluation.json``. With ``world``, the data come from
+    :func:`pipelines.worlds.generate_world` instead of the built-in world of ``seed``.
     """
     out = Path(out_dir)
     stages = stages or Stages(show_progress=False)
     config = config or JobConfig(seed=seed)
     with stages.stage("demo: synthetic data"):
-        data = generate(
-            days=2,
-            seed=seed,
-            signups_per_day=signups_per_day,
-            messages_per_day=messages_per_day,
-        )
+        if world is None:
+            data = generate(
+                days=2,
+                seed=seed,
+                signups_per_day=signups_per_day,
+                messages_per_day=messages_per_day,
+            )
+        else:
+            data = generate_world(
+                world,
+                days=2,
+                signups_per_day=signups_per_day,
+                messages_per_day=messages_per_day,
+            )
         paths = write_synthetic(data, out / "data")
     with stages.stage("read inputs"):
         inputs = {kind: read_events(paths[kind][0], kind) for kind in ("signups", "senders")}
@@ -108,6 +119,8 @@ def run_demo(
             "applied_to": data.days[1],
             "seed": seed,
         }
+        if world is not None:
+            figures["world"] = world
         label_frames = {"signups": data.signup_labels, "senders": data.sender_labels}
         for kind in ("signups", "senders"):
             day2 = read_events(paths[kind][1], kind).frame

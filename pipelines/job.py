@@ -7,6 +7,7 @@ so the same inputs and seed give the same bundle bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -32,10 +33,16 @@ from anomaly.rules import Rule, RuleError, evaluate
 from anomaly.scoring import CampaignScorer, entity_scores
 from clustering.attributes import compute_attributes
 from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
-from clustering.features import build_features
+from clustering.features import FeatureSpec, build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
 from clustering.kinds import SpecView, get_kind, get_spec
-from clustering.known_risk import KIND_COLUMNS, risk_indicators, risk_metadata
+from clustering.known_risk import (
+    KIND_COLUMNS,
+    domain_class,
+    network_class,
+    risk_indicators,
+    risk_metadata,
+)
 from clustering.pivots import split_on_pivots
 from clustering.profiles import cluster_profiles
 from clustering.search import save_search
@@ -61,6 +68,7 @@ __all__ = [
     "detect",
     "known_risk_of",
     "run_job",
+    "with_known_risk_classes",
 ]
 
 # The outputs of a run (DESIGN.md, "Outputs of a run"): other systems read these paths.
@@ -161,8 +169,9 @@ def detect(
     with stages.stage(f"{kind}: attributes"):
         attrs = compute_attributes(events, kind)
         entities = entity_table(kind, events, attrs)
+        entities = with_known_risk_classes(kind, entities)
     with stages.stage(f"{kind}: features"):
-        X, _names = build_features(entities, DEFAULT_FEATURES[kind], random_state=seed)
+        X, _names = build_features(entities, _features(kind, entities), random_state=seed)
     with stages.stage(f"{kind}: clustering"):
         clusterer = GraphHDBSCAN(
             min_cluster_size=kcfg.min_cluster_size,
@@ -260,6 +269,50 @@ def detect(
     )
 
 
+# Classes of values from the maintained lists (clustering/known_risk.py) as features: a
+# low-and-slow actor's entities share no value, only classes (throwaway domains on hosting
+# networks). Not rule attributes: they have no SQL form an enforcement service could run.
+_CLASS_FEATURES = {"domain_class": 0.5, "network_class": 0.5}
+
+
+def _risk_columns_of(kind: str, entities: pd.DataFrame) -> dict[str, str]:
+    """The entity columns known-risk lookups read: mail domain, IP, ASN (those present)."""
+    cols = dict(KIND_COLUMNS.get(kind, {}))
+    if not cols:
+        allow = get_spec(kind).allowlist
+        cols = {
+            "email_domain": allow.get("domains") or "",
+            "ip": allow.get("prefixes") or "",
+            "asn": allow.get("asns") or "",
+        }
+    return {
+        k: v
+        for k, v in cols.items()
+        if k in ("email_domain", "ip", "asn") and v and v in entities.columns
+    }
+
+
+def with_known_risk_classes(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
+    """``entities`` with ``domain_class`` and ``network_class`` where the input allows."""
+    cols = _risk_columns_of(kind, entities)
+    out = entities.copy()
+    if "email_domain" in cols:
+        out["domain_class"] = domain_class(entities[cols["email_domain"]]).astype("string")
+    if "ip" in cols or "asn" in cols:
+        ips = entities[cols["ip"]] if "ip" in cols else None
+        asns = entities[cols["asn"]] if "asn" in cols else None
+        out["network_class"] = network_class(ips, asns).astype("string")
+    return out
+
+
+def _features(kind: str, entities: pd.DataFrame) -> FeatureSpec:
+    spec = DEFAULT_FEATURES[kind]
+    extra = {c: w for c, w in _CLASS_FEATURES.items() if c in entities}
+    if not extra:
+        return spec
+    return dataclasses.replace(spec, categorical={**spec.categorical, **extra})
+
+
 def known_risk_of(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     """Known-risk indicators of ``kind``'s entities that its input can give (may be empty).
 
@@ -267,20 +320,7 @@ def known_risk_of(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     allowlist columns (the roles' domain, prefix and ASN attributes). Captcha, bounce and
     complaint rates are left to the scorer's behaviour columns, so no evidence counts twice.
     """
-    spec = get_spec(kind)
-    cols = dict(KIND_COLUMNS.get(kind, {}))
-    if not cols:
-        allow = spec.allowlist
-        cols = {
-            "email_domain": allow.get("domains") or "",
-            "ip": allow.get("prefixes") or "",
-            "asn": allow.get("asns") or "",
-        }
-    args = {
-        k: v
-        for k, v in cols.items()
-        if k in ("email_domain", "ip", "asn") and v and v in entities.columns
-    }
+    args = _risk_columns_of(kind, entities)
     if not args:
         return pd.DataFrame(index=entities.index)
     ind = risk_indicators(entities, **args)

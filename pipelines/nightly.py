@@ -383,8 +383,12 @@ def _health(
         ref_entities = entity_table(kind, ref_events, compute_attributes(ref_events, kind))
         psi_all.update(_psi_per_column(kind, kr.entities, ref_entities, bins=10))
     labels = np.concatenate([kr.labels for kr in result.kinds.values()])
+    # the evidence of what is flagged: the mix of ordinary clusters moves from night to night
     scores = np.concatenate(
-        [kr.campaigns["score"].to_numpy(dtype=float) for kr in result.kinds.values()]
+        [
+            kr.campaigns.loc[kr.campaigns["flagged"], "score"].to_numpy(dtype=float)
+            for kr in result.kinds.values()
+        ]
     )
     recalls = [float(kr.clusterer.index_recall_) for kr in result.kinds.values()]
     return check_health(
@@ -652,7 +656,8 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
             ]
             previous = {k: store.campaigns_before(d, k, since) for k in kinds}
             ref_scores = store.query(
-                "SELECT score FROM campaigns WHERE date >= ? AND date < ? AND score IS NOT NULL",
+                "SELECT score FROM campaigns WHERE date >= ? AND date < ? AND score IS NOT NULL "
+                "AND flagged",
                 [since, d],
             )["score"].to_numpy(dtype=float)
             past_timeline = _past_timeline(store, since, d)

@@ -34,7 +34,8 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
-from clustering.kinds import Kind, get_kind
+from clustering.kinds import Kind, get_kind, get_spec
+from clustering.spec import FORMAT_EXAMPLE
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def read_events(
     raw = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     origin = _Origin.of(sources, [len(f) for f in frames])
 
-    typed, problems = _validate(raw, spec, origin)
+    typed, problems = _validate(raw, spec, origin, _time_formats(kind))
     if dest is None and problems.bad.any():
         raise origin.error(problems, int(np.argmax(problems.bad)))
     if dest is not None:
@@ -263,7 +264,7 @@ def read_events_frame(df: pd.DataFrame, kind: str, *, source: str = "<frame>") -
     _check_unique_names(list(map(str, df.columns)), source)
     _check_structure(df, spec, source)
     origin = _Origin.of([_Source(source, None, None)], [len(df)])
-    typed, problems = _validate(df.reset_index(drop=True), spec, origin)
+    typed, problems = _validate(df.reset_index(drop=True), spec, origin, _time_formats(kind))
     if problems.bad.any():
         raise origin.error(problems, int(np.argmax(problems.bad)))
     typed.index = df.index
@@ -645,17 +646,29 @@ class _Problems:
             self.reason[positions] = reasons
 
 
-def _validate(raw: pd.DataFrame, spec: Kind, origin: _Origin) -> tuple[pd.DataFrame, _Problems]:
+def _time_formats(kind: str) -> dict[str, str]:
+    """Timestamp column -> the ``strptime`` format its kind's spec declares for its text."""
+    return {c.name: c.format for c in get_spec(kind).columns if c.format is not None}
+
+
+def _validate(
+    raw: pd.DataFrame, spec: Kind, origin: _Origin, formats: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, _Problems]:
     """Type the contract columns of ``raw`` and find every row's first problem.
 
     ``raw`` must have a RangeIndex; it is not modified (its text is needed for quarantine).
+    ``formats`` maps timestamp columns to the format their text is in (else ISO 8601).
     """
     problems = _Problems.empty(len(raw))
     typed = raw.copy(deep=False)
+    formats = formats or {}
     for column in spec.columns:
         if column.name not in raw.columns:
             continue
-        parsed = _PARSERS[column.type](raw[column.name])
+        if column.name in formats:
+            parsed = _parse_timestamp(raw[column.name], formats[column.name])
+        else:
+            parsed = _PARSERS[column.type](raw[column.name])
         problems.add(parsed.bad, column.name, parsed.reasons)
         if column.required:
             problems.add(_mask(parsed.values.isna()), column.name, "missing required value")
@@ -739,7 +752,11 @@ def _parse_string(raw: pd.Series) -> _Parsed:
     return _Parsed(values.mask(bad), bad, reasons)
 
 
-def _parse_timestamp(raw: pd.Series) -> _Parsed:
+def _parse_timestamp(raw: pd.Series, fmt: str | None = None) -> _Parsed:
+    """Timestamps as UTC: typed ones converted, text as ISO 8601 or in ``fmt`` (strptime).
+
+    Naive times (no offset in the text or the format) are taken as UTC.
+    """
     if ptypes.is_datetime64_any_dtype(raw.dtype):
         stamps = raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
         return _Parsed(stamps.astype(TIMESTAMP_DTYPE), np.zeros(len(raw), bool))
@@ -748,12 +765,28 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
         reasons = "cannot parse timestamp " + _quoted(raw, bad) + _EPOCH_HINT
         return _Parsed(pd.Series(pd.NaT, index=raw.index, dtype=TIMESTAMP_DTYPE), bad, reasons)
     text = _as_value_text(raw)
+    if fmt is not None:
+        return _parse_formatted(text, fmt)
     # Naive times are UTC (utc=True localises them); offsets are converted.
     stamps = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     numeric = _mask(text.str.fullmatch(_NUMBER_TEXT))
     bad = _mask(text.notna()) & (_mask(stamps.isna()) | numeric)
     reasons = "cannot parse timestamp " + _quoted(text, bad)
     reasons += np.where(numeric[bad], _EPOCH_HINT, _ISO_HINT).astype(object)
+    return _Parsed(stamps.mask(bad).astype(TIMESTAMP_DTYPE), bad, reasons)
+
+
+def _parse_formatted(text: pd.Series, fmt: str) -> _Parsed:
+    """Stripped text in the spec's declared ``fmt``; anything else, ISO included, is bad."""
+    hint = f" (expected format {fmt!r}, e.g. {FORMAT_EXAMPLE.strftime(fmt)!r})"
+    try:
+        stamps = pd.to_datetime(text, utc=True, errors="coerce", format=fmt)
+    except ValueError as exc:  # a format Python reads but pandas does not
+        bad = _mask(text.notna())
+        reasons = "cannot parse timestamp " + _quoted(text, bad) + f" (format {fmt!r}: {exc})"
+        return _Parsed(pd.Series(pd.NaT, index=text.index, dtype=TIMESTAMP_DTYPE), bad, reasons)
+    bad = _mask(text.notna()) & _mask(stamps.isna())
+    reasons = "cannot parse timestamp " + _quoted(text, bad) + hint
     return _Parsed(stamps.mask(bad).astype(TIMESTAMP_DTYPE), bad, reasons)
 
 

@@ -7,12 +7,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from anomaly.detectors import DETECTORS
 
 ROOT = Path(__file__).parents[1]
+# the real data (never in the repository): tests that read it skip without it
+SHARED_DATA = Path(os.environ.get("CAMPAIGNS_DATA") or ROOT.parent / "shared" / "data")
 
 
 def test_clustering_benchmark_quick() -> None:
@@ -88,6 +93,16 @@ def test_quality_adbench_scores_planted_anomalies(tmp_path: Path) -> None:
     for c in (crit["ensemble_vs_best_single"], crit["ensemble_above_chance_everywhere"]):
         assert isinstance(c["met"], bool) and c["condition"]
     assert crit["ensemble_vs_best_single"]["best_single_detector"] in DETECTORS
+    targets = {t["name"]: t for t in adb["targets"]}
+    assert set(targets) == {"ensemble_vs_best_single", "ensemble_above_chance_everywhere"}
+    assert targets["ensemble_vs_best_single"]["met"] is crit["ensemble_vs_best_single"]["met"]
+    assert adb["non_default_settings"] == []
+    assert next(iter(doc)) == "misses"  # misses first
+    assert doc["misses"] == [
+        {"section": "adbench", **{k: t[k] for k in ("name", "condition", "measured", "required")}}
+        for t in adb["targets"]
+        if not t["met"]
+    ]
 
 
 def test_quality_skips_missing_data(tmp_path: Path) -> None:
@@ -97,7 +112,12 @@ def test_quality_skips_missing_data(tmp_path: Path) -> None:
     sections = json.loads(run.stdout)["sections"]
     assert sections["adbench"]["status"] == "skipped"
     assert "absent" in sections["adbench"]["reason"] and "skipped" in run.stderr
-    assert {sections[s]["status"] for s in ("cresci", "sms", "enron")} == {"skipped"}
+    assert {sections[s]["status"] for s in ("spamassassin", "cresci", "sms", "enron")} == {
+        "skipped"
+    }
+    doc = json.loads(run.stdout)
+    assert doc["misses"] == [] and set(doc["skipped"]) == set(sections)
+    assert doc["protocol"] == "shipped defaults"
     # a data folder from CAMPAIGNS_DATA without an adbench/ folder: skipped too
     env = {**os.environ, "CAMPAIGNS_DATA": str(tmp_path)}
     cmd = [sys.executable, "benchmarks/quality.py", "--sections", "adbench"]
@@ -106,3 +126,89 @@ def test_quality_skips_missing_data(tmp_path: Path) -> None:
     doc = json.loads(run.stdout)
     assert doc["data"] == {"folder": str(tmp_path), "from": "CAMPAIGNS_DATA"}
     assert doc["sections"]["adbench"]["status"] == "skipped"
+
+
+def _senders_like(folder: Path, seed: int = 0) -> None:
+    """``senders.parquet`` and ``labels.parquet`` as in the data's spamassassin_2002 folder:
+    people writing to a list from their own mailboxes, and one bulk sender's rotating
+    mailboxes on one /24 with one template (spam)."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2002-08-01", tz="UTC")
+    words = "list kernel patch build mail thanks question release driver meeting".split()
+    domains = ["example.org", "mail.example.com", "uni.example.edu", "isp.example.net"]
+    rows, labels = [], []
+    for p in range(160):
+        sender = f"{rng.choice(words)}.{p}@{rng.choice(domains)}"
+        ip = f"{rng.integers(11, 220)}.{rng.integers(0, 255)}.{rng.integers(0, 255)}.{p % 250}"
+        for _ in range(int(rng.integers(1, 4))):
+            subject = " ".join(rng.choice(words, size=int(rng.integers(2, 6))))
+            rows.append((sender, ip, f"Re: {subject}", f"{subject} see you", None))
+            labels.append(0)
+    for b in range(90):
+        mailer = "Bulk Mailer 3.1"
+        body = f"Cheap meds! Order now at http://pills-{b % 3}.example.biz/ref{b}"
+        subject = f"Cheap meds {rng.integers(10, 99)}% off"
+        rows.append((f"deals{1000 + b}@promo.example.biz", f"203.0.113.{b}", subject, body, mailer))
+        labels.append(1)
+    ids = [f"m{i:05d}" for i in range(len(rows))]
+    times = [t0 + pd.Timedelta(minutes=int(m)) for m in rng.integers(0, 60 * 24 * 60, len(rows))]
+    senders = pd.DataFrame(rows, columns=["sender", "sender_ip", "subject", "body", "x_mailer"])
+    senders.insert(0, "sent_at", pd.Series(times, dtype="datetime64[us, UTC]"))
+    senders.insert(0, "message_id", ids)
+    folder.mkdir(parents=True)
+    senders.to_parquet(folder / "senders.parquet", index=False)
+    groups = np.where(np.array(labels) == 1, "spam-1", "easy-ham-1")
+    pd.DataFrame({"message_id": ids, "label": labels, "group": groups}).to_parquet(
+        folder / "labels.parquet", index=False
+    )
+
+
+def _check_spamassassin(sec: dict[str, Any], splits: set[str]) -> None:
+    """The figures the spamassassin section promises, whatever their values."""
+    assert sec["status"] == "ok", sec
+    assert set(sec["splits"]) == splits
+    for split in sec["splits"].values():
+        rules = split["rules"]
+        assert {"rules_on_a", "rule_statuses", "half_a_rows", "half_b_rows"} <= set(rules)
+        for status in ("enforce", "shadow", "all"):
+            assert {"recall", "precision", "ham_rate", "ham_matched"} <= set(rules[status])
+        assert {"clusters", "spam_in_pure_clusters", "flagged"} <= set(split["a"])
+    assert {"precision", "recall", "flagged_campaigns"} <= set(sec["flagged"])
+    assert 0 <= sec["spam_in_pure_clusters"] <= 1
+    assert sec["non_default_settings"] == []  # the built-in kind with JobConfig()
+    (goal,) = sec["targets"]
+    assert goal["name"] == "enforced_rules_seeded_half" and isinstance(goal["met"], bool)
+    assert set(goal["measured"]) == {"spam_recall", "ham_hit_rate"}
+
+
+def test_quality_spamassassin_on_planted_senders(tmp_path: Path) -> None:
+    _senders_like(tmp_path / "spamassassin_2002")
+    cmd = [sys.executable, "benchmarks/quality.py", "--sections", "spamassassin"]
+    run = subprocess.run(
+        [*cmd, "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    doc = json.loads(run.stdout)
+    sec = doc["sections"]["spamassassin"]
+    _check_spamassassin(sec, {"seeded_half", "by_time"})
+    labels = pd.read_parquet(tmp_path / "spamassassin_2002" / "labels.parquet")
+    assert (sec["messages"], sec["spam_messages"]) == (len(labels), 90)
+    assert sec["spam_senders"] == 90 and sec["senders_with_mixed_labels"] == 0
+    # the bulk sender's mailboxes share a template, a /24 and a mailer: one pure cluster
+    assert sec["spam_in_pure_clusters"] >= 0.5
+    unmet = [t["name"] for t in sec["targets"] if not t["met"]]
+    assert [m["name"] for m in doc["misses"]] == unmet
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "spamassassin_2002").is_dir(), reason=f"no real data in {SHARED_DATA}"
+)
+def test_quality_spamassassin_quick_on_the_real_senders() -> None:
+    cmd = [sys.executable, "benchmarks/quality.py", "--sections", "spamassassin", "--quick"]
+    run = subprocess.run(
+        [*cmd, "--data", str(SHARED_DATA)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    sec = json.loads(run.stdout)["sections"]["spamassassin"]
+    _check_spamassassin(sec, {"seeded_half"})  # --quick: no split by time
+    assert (sec["messages"], sec["spam_messages"]) == (3000, 500)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import entity_quality as eq
+from pipelines.config import KindConfig
 
 HEADER = [
     "id",
@@ -145,13 +146,43 @@ def test_cresci_finds_planted_bots(data: Path) -> None:
         "social_spambots_2": 40,
         "social_spambots_3": 40,
     }
-    assert set(out["targets"]) == {f"social_spambots_{g}" for g in (1, 2, 3)}
-    found = [out["targets"][f"social_spambots_{g}"]["share"] for g in (1, 2, 3)]
+    names = [f"social_spambots_{g}_in_pure_clusters" for g in (1, 2, 3)]
+    assert [t["name"] for t in out["targets"]] == names
+    found = [t["measured"] for t in out["targets"]]
     assert max(found) >= 0.8, found
+    assert all(isinstance(t["met"], bool) and t["required"] for t in out["targets"])
+    flagged = out["flagged"]
+    assert {"precision", "recall", "recall_per_group", "entities_in_flagged"} <= set(flagged)
     rules = out["rules"]
-    assert {"enforce", "all", "rules_on_a", "half_b_entities"} <= set(rules)
+    assert {"enforce", "shadow", "all", "rules_on_a", "half_b_rows"} <= set(rules)
     assert set(rules["all"]["recall_per_group"]) == {f"social_spambots_{g}" for g in (1, 2, 3)}
     assert out["settings"]["kind"]["seed"] == 0
+    assert out["settings"]["protocol"] == "shipped defaults"
+
+
+def test_default_protocol_reports_per_set_settings_unapplied(data: Path) -> None:
+    default = eq.cresci(data, quick=True)
+    tuned = eq.cresci(data, quick=True, tuned=True)
+    settings = {s["setting"]: s for s in default["non_default_settings"]}
+    # the schema (roles, the declared time format) is applied and is no tuning setting
+    assert settings["columns"]["applied"] and not settings["columns"]["tuning"]
+    assert settings["columns"]["value"]["created_at"] == "time"
+    fmt = settings["columns.created_at.format"]
+    assert fmt["applied"] and not fmt["tuning"]
+    # the per-set settings are listed, with their defaults, and not applied
+    cap = settings["kinds.profiles.max_cluster_share"]
+    shipped = KindConfig().max_cluster_share
+    assert (cap["value"], cap["default"], cap["tuning"], cap["applied"]) == (
+        1.0,
+        shipped,
+        True,
+        False,
+    )
+    assert settings["features.numeric"]["tuning"] and not settings["features.numeric"]["applied"]
+    assert default["settings"]["kind"]["max_cluster_share"] == shipped
+    assert tuned["settings"]["kind"]["max_cluster_share"] == 1.0
+    assert tuned["settings"]["protocol"] != default["settings"]["protocol"]
+    assert all(s["applied"] for s in tuned["non_default_settings"])
 
 
 def test_sms_finds_planted_spam(data: Path) -> None:
@@ -159,26 +190,34 @@ def test_sms_finds_planted_spam(data: Path) -> None:
     assert out["status"] == "ok"
     assert out["messages"] == 300 and out["spam"] == 60
     assert out["spam_in_pure_clusters"] >= 0.8
-    assert out["target"]["met"] is True
+    assert [t["name"] for t in out["targets"]] == ["spam_in_pure_clusters"]
+    assert out["targets"][0]["met"] is True
+    assert out["flagged"]["recall"] is not None
     assert out["rules"]["all"]["ham_matched"] == 0
     assert out["rules"]["all"]["recall"] is not None
 
 
 def test_enron_per_folder(data: Path) -> None:
-    out = eq.enron(data, quick=False)
+    # The tiny folders' templates have 15 copies, below the default min_cluster_size (25):
+    # the per-set sizes (8) find them.
+    out = eq.enron(data, quick=False, tuned=True)
     assert out["status"] == "ok"
     assert set(out["folders"]) == {"enron1", "enron2"}
     for fig in out["folders"].values():
         assert fig["messages"] == 120 and fig["spam"] == 30
         assert fig["spam_in_pure_clusters"] >= 0.8
-        assert "rules" in fig
+        assert "rules" in fig and "flagged" in fig
+    assert out["targets"] == []
+    sizes = {s["setting"]: s for s in out["non_default_settings"]}["kinds.enron.min_cluster_size"]
+    assert (sizes["value"], sizes["default"]) == (8, KindConfig().min_cluster_size)
+    assert sizes["applied"] is True
 
 
 def test_deterministic(data: Path) -> None:
     assert eq.sms(data, quick=True) == eq.sms(data, quick=True)
 
 
-@pytest.mark.parametrize("fn", [eq.cresci, eq.sms, eq.enron])
+@pytest.mark.parametrize("fn", [eq.spamassassin, eq.cresci, eq.sms, eq.enron])
 def test_missing_folder_is_skipped(tmp_path: Path, fn: Any) -> None:
     out = fn(tmp_path / "nowhere", quick=True)
     assert out["status"] == "skipped"

@@ -213,6 +213,98 @@ def test_parquet_typed_timestamps_are_converted_to_utc(tmp_path: Path) -> None:
     assert frame["created_at"].iloc[0] == pd.Timestamp("2024-01-05T11:00:00Z")
 
 
+# A kind whose spec declares its time format: Twitter's, not ISO 8601.
+TWEETS_SPEC = {
+    "name": "tweets_fmt",
+    "id_column": "id",
+    "time_column": "created_at",
+    "columns": {
+        "id": {"type": "string", "role": "id", "required": True},
+        "created_at": {
+            "type": "timestamp",
+            "role": "time",
+            "required": True,
+            "format": "%a %b %d %H:%M:%S %z %Y",
+        },
+        "text": {"type": "string", "role": "text"},
+    },
+}
+
+
+def tweets() -> dict[str, list[str]]:
+    return {
+        "id": ["t1", "t2", "t3"],
+        "created_at": [
+            "Fri Apr 06 10:58:22 +0000 2007",
+            "Sun Feb 16 19:11:55 +0200 2014",  # offset converted
+            " Tue Jun 11 11:20:35 -0500 2013 ",  # surrounding blanks stripped
+        ],
+        "text": ["hello", "win a prize", "hi"],
+    }
+
+
+@pytest.fixture
+def tweets_kind() -> str:
+    from clustering.kinds import register_spec
+    from clustering.spec import parse_spec
+
+    return register_spec(parse_spec(TWEETS_SPEC, "tweets.toml")).name
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_declared_time_format_parses_to_utc(tmp_path: Path, fmt: str, tweets_kind: str) -> None:
+    path = write(tmp_path, fmt, tweets(), name="tweets")
+    frame = read_events(path, tweets_kind).frame
+    assert str(frame["created_at"].dtype) == TIMESTAMP_DTYPE
+    assert frame["created_at"].tolist() == [
+        pd.Timestamp("2007-04-06T10:58:22Z"),
+        pd.Timestamp("2014-02-16T17:11:55Z"),
+        pd.Timestamp("2013-06-11T16:20:35Z"),
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_declared_time_format_bad_row_names_row_and_column(
+    tmp_path: Path, fmt: str, tweets_kind: str
+) -> None:
+    rows = tweets()
+    rows["created_at"][1] = "2014-02-16T19:11:55Z"  # ISO, but the spec declares another format
+    path = write(tmp_path, fmt, rows, name="tweets")
+    error = raises(path, tweets_kind)
+    assert (error.path, error.row, error.column) == (str(path), 2, "created_at")
+    assert str(error) == (
+        location(path, fmt, 2, "created_at")
+        + "cannot parse timestamp '2014-02-16T19:11:55Z' (expected format "
+        "'%a %b %d %H:%M:%S %z %Y', e.g. 'Fri Apr 06 10:58:22 +0000 2007')"
+    )
+    # with a quarantine the row is set aside and the others are read
+    result = read_events(path, tweets_kind, quarantine=tmp_path / "q.parquet")
+    assert result.frame["id"].tolist() == ["t1", "t3"] and result.rows_rejected == 1
+
+
+def test_declared_time_format_leaves_typed_timestamps_alone(
+    tmp_path: Path, tweets_kind: str
+) -> None:
+    path = tmp_path / "tweets.parquet"
+    rows = pd.DataFrame(tweets())
+    rows["created_at"] = pd.to_datetime(["2024-01-05 12:00"] * 3).tz_localize("Europe/Paris")
+    rows.to_parquet(path)
+    frame = read_events(path, tweets_kind).frame
+    assert frame["created_at"].tolist() == [pd.Timestamp("2024-01-05T11:00:00Z")] * 3
+
+
+def test_declared_time_format_in_a_frame(tweets_kind: str) -> None:
+    typed = read_events_frame(pd.DataFrame(tweets()), tweets_kind)
+    assert typed["created_at"].iloc[0] == pd.Timestamp("2007-04-06T10:58:22Z")
+    bad = pd.DataFrame(tweets())
+    bad.loc[2, "created_at"] = "yesterday"
+    with pytest.raises(InputError) as info:
+        read_events_frame(bad, tweets_kind, source="notebook")
+    assert str(info.value).startswith(
+        "notebook: row 3, column 'created_at': cannot parse timestamp 'yesterday' (expected format"
+    )
+
+
 def test_fmt_overrides_the_suffix(tmp_path: Path) -> None:
     path = tmp_path / "export.txt"
     pd.DataFrame(signups()).to_csv(path, index=False)

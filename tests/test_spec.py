@@ -52,6 +52,14 @@ def _spec_file(tmp_path: Path, text: str) -> Path:
         (("account = { type = \"string\", role = \"categorical\", required = true }",
           "account = { type = \"string\", role = \"categorical\", family = \"colour\" }"),
          "columns.account.family", "unknown family"),
+        (("role = \"time\", required = true", "role = \"time\", format = \"%d/%m/%Q\""),
+         "columns.at.format", "not a usable strptime format"),
+        (("role = \"time\", required = true", "role = \"time\", format = \"day-month\""),
+         "columns.at.format", "no %-directive"),
+        (("role = \"time\", required = true", "role = \"time\", format = 20240101"),
+         "columns.at.format", "must be a non-empty string"),
+        (("role = \"ip\"", "role = \"ip\", format = \"%Y\""),
+         "columns.ip.format", "only timestamp columns take a format"),
     ],
 )  # fmt: skip
 def test_bad_specs_name_the_file_and_key(
@@ -63,6 +71,35 @@ def test_bad_specs_name_the_file_and_key(
         load_spec(path)
     assert str(err.value).startswith(f"{path}: {key}: ")
     assert message in str(err.value)
+
+
+TWITTER = "%a %b %d %H:%M:%S %z %Y"
+TWEETS = MINIMAL.replace('name = "logins"', 'name = "tweets_cli"').replace(
+    'role = "time", required = true', f'role = "time", required = true, format = "{TWITTER}"'
+)
+
+
+def test_a_declared_time_format_is_kept_on_its_column(tmp_path: Path) -> None:
+    spec = load_spec(_spec_file(tmp_path, TWEETS))
+    cols = {c.name: c for c in spec.columns}
+    assert cols["at"].format == TWITTER
+    assert cols["login_id"].format is None  # ISO 8601 where none is declared
+    assert load_spec(_spec_file(tmp_path, MINIMAL)).columns[1].format is None
+
+
+def test_cli_bad_time_in_the_declared_format_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec_file(tmp_path, TWEETS)
+    data = tmp_path / "tweets.csv"
+    rows = [("l1", "Fri Apr 06 10:58:22 +0000 2007", "a1"), ("l2", "2007-04-06 10:58", "a2")]
+    pd.DataFrame(rows, columns=["login_id", "at", "account"]).to_csv(data, index=False)
+    out = tmp_path / "out"
+    code = main(["run", "--spec", str(spec), "--events", f"tweets_cli={data}", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{data}: row 2 (line 3), column 'at': cannot parse timestamp '2007-04-06 10:58'" in err
+    assert f"expected format '{TWITTER}'" in err
 
 
 def test_spelled_out_tables_are_checked_against_the_attributes(tmp_path: Path) -> None:

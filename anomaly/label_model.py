@@ -1,0 +1,158 @@
+"""Analysts' labels teach the flagger: a cluster-level model on the coordination evidence.
+
+The coordination test (:mod:`anomaly.coordination`) decides with no labels at all. Where
+analysts have labelled campaigns (``campaigns label``, the review notebook), their labels say
+which evidence patterns tonight's data calls abuse: an institution's crowd that owns two
+families (label it benign once, and crowds like it stop being flagged), or a farm whose members
+look ordinary and own one family (label it abuse). In the spirit of LinkedIn's cluster
+classifier for fake-account clusters, a regularised logistic regression is fitted on the
+evidence of the labelled clusters, with the test's own decision among its inputs, so with few
+labels it mostly repeats the test and moves only where the labels disagree with it.
+
+The model is used only when the labels hold both classes: labels of one class cannot say
+where the boundary lies, and the test's decision stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LabelModel", "evidence_columns", "evidence_matrix"]
+
+# columns of CampaignScorer's frame that are not evidence (or are the decision itself, which
+# enters as "test_flag")
+_NOT_EVIDENCE = frozenset({"group", "flagged", "reason", "label_probability", "score"})
+
+
+def evidence_columns(scored: pd.DataFrame) -> list[str]:
+    """The numeric evidence columns of a :class:`anomaly.scoring.CampaignScorer` frame."""
+    return [
+        c
+        for c in scored.columns
+        if c not in _NOT_EVIDENCE and pd.api.types.is_numeric_dtype(scored[c])
+    ]
+
+
+def evidence_matrix(scored: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Evidence of each cluster in ``columns``' order, shape (n_clusters, n_columns + 1).
+
+    A column the frame lacks (a risk indicator tonight's input cannot give) reads as "no
+    evidence": 0.5 for a rank effect (``*_auc``), 0 otherwise. ``-log10`` p-values are
+    compressed with ``log1p`` (they run to the hundreds for large clusters). The last column is
+    the test's own decision (``flagged`` before labels).
+    """
+    cols = []
+    for c in columns:
+        if c in scored:
+            v = pd.to_numeric(scored[c], errors="coerce").astype("float64").to_numpy()
+        else:
+            v = np.full(len(scored), 0.5 if c.endswith("_auc") else 0.0)
+        if c.endswith("_log10p"):
+            v = np.log1p(np.clip(v, 0, None))
+        cols.append(np.nan_to_num(v, nan=0.5 if c.endswith("_auc") else 0.0))
+    test = scored["flagged"].to_numpy(dtype=np.float64) if "flagged" in scored else None
+    cols.append(test if test is not None else np.zeros(len(scored)))
+    return np.column_stack(cols) if cols else np.zeros((len(scored), 0))
+
+
+class LabelModel:
+    """Logistic regression from coordination evidence to P(abuse), fitted on labelled clusters.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength (scikit-learn's). Strong by default: a handful of
+        labels must not overturn the test where they say nothing.
+    random_state : int
+
+    Attributes
+    ----------
+    columns_ : list of str
+        Evidence columns the model was fitted on (:func:`evidence_columns`).
+    usable_ : bool
+        Whether the labels held both classes (else the model changes nothing).
+    n_labels_ : int
+    class_counts_ : dict
+        ``{"abuse": n, "benign": n}``.
+    metadata_ : dict
+    """
+
+    def __init__(self, C: float = 1.0, random_state: int = 0) -> None:
+        self.C = C
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"C": self.C, "random_state": self.random_state}
+
+    def set_params(self, **params: Any) -> LabelModel:
+        for k, v in params.items():
+            if k not in ("C", "random_state"):
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def fit(self, scored: pd.DataFrame, y: np.ndarray | pd.Series) -> LabelModel:
+        """Fit on the evidence of labelled clusters.
+
+        Parameters
+        ----------
+        scored : DataFrame of shape (n_labelled, n_columns)
+            Rows of :class:`anomaly.scoring.CampaignScorer` frames (any nights), one per
+            labelled cluster, with the test's ``flagged``.
+        y : array-like of shape (n_labelled,)
+            1 = abuse, 0 = benign.
+        """
+        if not self.C > 0:
+            raise ValueError("C must be positive")
+        y = np.asarray(y)
+        if len(y) != len(scored):
+            raise ValueError(f"{len(y)} labels for {len(scored)} clusters")
+        if len(y) and not np.isin(y, [0, 1]).all():
+            raise ValueError("labels must be 0 (benign) or 1 (abuse)")
+        y = y.astype(np.int64)
+        self.columns_ = evidence_columns(scored)
+        self.n_labels_ = len(y)
+        self.class_counts_ = {"abuse": int(y.sum()), "benign": int(len(y) - y.sum())}
+        self.usable_ = bool(self.class_counts_["abuse"] and self.class_counts_["benign"])
+        if self.usable_:
+            self.model_ = make_pipeline(
+                StandardScaler(),
+                LogisticRegression(
+                    C=self.C, class_weight="balanced", random_state=self.random_state
+                ),
+            ).fit(evidence_matrix(scored, self.columns_), y)
+        self.metadata_ = {
+            "model": "logistic regression (standardised evidence, balanced classes)",
+            "C": self.C,
+            "labels": self.n_labels_,
+            **self.class_counts_,
+            "used": self.usable_,
+            "why_not": None if self.usable_ else "labels of one class (or none)",
+        }
+        log.info(
+            "label model: %d labelled clusters (%d abuse, %d benign), %s",
+            self.n_labels_,
+            self.class_counts_["abuse"],
+            self.class_counts_["benign"],
+            "used" if self.usable_ else "not used: labels of one class",
+        )
+        return self
+
+    def predict_proba(self, scored: pd.DataFrame) -> np.ndarray:
+        """P(abuse) per cluster, shape (n_clusters,); the test's decision (0/1) if unusable."""
+        if not hasattr(self, "usable_"):
+            raise RuntimeError("LabelModel is not fitted")
+        if not self.usable_:
+            return scored["flagged"].to_numpy(dtype=np.float64)
+        if len(scored) == 0:
+            return np.zeros(0)
+        return self.model_.predict_proba(evidence_matrix(scored, self.columns_))[:, 1]
