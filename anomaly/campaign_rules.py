@@ -66,8 +66,11 @@ class Guard:
 
     A rule is enforced only when all hold, otherwise it ships in shadow mode with the reasons:
 
-    - the Wilson 95% lower bound of its precision (hits on flagged campaigns / all hits)
-      clears ``enforce_precision_lower``;
+    - its precision (hits on flagged campaigns / all hits) clears ``enforce_precision``. A
+      point estimate, not a confidence bound: a bound on precision is a bound on the number
+      of hits (0.98 at 95% needs about 190 clean hits), so it let a campaign's size, not its
+      evidence, decide enforcement. The uncertainty about innocent hits is carried by the
+      background, where the sample is the whole night: the two conditions below;
     - the Wilson 95% lower bound of the share of tonight's background it leaves alone clears
       ``enforce_background_lower``: a rule may not touch more than a sliver of ordinary traffic,
       however large its campaign;
@@ -78,7 +81,7 @@ class Guard:
       ``max_expected_background``: no hit tonight does not prove a rule that strays daily.
     """
 
-    enforce_precision_lower: float = 0.98
+    enforce_precision: float = 0.98
     max_expected_background: float = 0.25
     enforce_background_lower: float = 0.999
     max_traffic_share: float = 0.1
@@ -100,6 +103,7 @@ def rules_for_campaigns(
     inducer: GreedyRuleInducer | None = None,
     guard: Guard | None = None,
     history: list[tuple[str, pd.DataFrame]] | None = None,
+    unsure: dict[str, np.ndarray] | None = None,
 ) -> list[Rule]:
     """Induce, backtest and guard rules for every flagged campaign.
 
@@ -120,6 +124,9 @@ def rules_for_campaigns(
     history : list of (day, attributes), optional
         Earlier days' rows (attributes as from ``compute_attributes``): every rule is
         backtested on them (hits per day) and held to the blast-radius cap on each.
+    unsure : dict, optional
+        campaign id -> entity ids that are likely its strays but not surely (they hold its
+        exclusive subnet or build): for its rules, neither campaign nor background.
 
     Returns
     -------
@@ -149,6 +156,13 @@ def rules_for_campaigns(
         # Other flagged campaigns are neither target nor background: a rule that also covers
         # another fragment of the same actor has no false positive there.
         ignore = any_flagged & ~positive if any_flagged is not None else None
+        if unsure and cid in unsure and len(unsure[cid]):
+            held = lookup.get_indexer(pd.Index(unsure[cid]).astype("string"))
+            maybe = np.zeros(len(uniques), dtype=bool)
+            maybe[held[held >= 0]] = True
+            ignore = (ignore if ignore is not None else np.zeros(n_rows, dtype=bool)) | (
+                maybe[codes] & ~positive
+            )
         for found in inducer.induce(attrs, positive, ignore, weights):
             key = json.dumps(found.condition, sort_keys=True)
             if key in seen:  # two fragments of one actor found the same rule
@@ -200,10 +214,8 @@ def _to_rule(
     bg = found.background_size
     background_lower = wilson_lower(bg - found.false_positives, bg)
     reasons = []
-    if found.precision_lower < guard.enforce_precision_lower:
-        reasons.append(
-            f"precision lower bound {found.precision_lower:.4f} < {guard.enforce_precision_lower}"
-        )
+    if found.precision < guard.enforce_precision:
+        reasons.append(f"precision {found.precision:.4f} < {guard.enforce_precision}")
     if background_lower < guard.enforce_background_lower:
         reasons.append(
             f"share of background left alone, lower bound {background_lower:.5f} < "

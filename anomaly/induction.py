@@ -39,6 +39,9 @@ _PORTABLE: SpecView[frozenset[str]] = SpecView(lambda s: s.portable)
 # What an actor rotates first, night to night: where it connects from and where its links
 # point. Durable enough for a rule, too changeable for its margin.
 _ROTATED_FIRST: SpecView[frozenset[str]] = SpecView(lambda s: s.rotated_first)
+# What an actor changes each attribute with (its name template, its client, its network);
+# an attribute no family lists is a family of its own.
+_RULE_FAMILIES: SpecView[dict[str, str]] = SpecView(lambda s: s.rule_families)
 # A margin names what the whole campaign shares; a long list of values (the shapes of
 # random usernames) memorises tonight's members instead.
 _MAX_MARGIN_VALUES = 8
@@ -105,6 +108,7 @@ class _Call:
     used: set[str]  # core attributes of the campaign's rules so far
     kind: str = ""
     margins: set[str] = field(default_factory=set)  # margin attributes of those rules
+    avoid: set[str] = field(default_factory=set)  # families the rule being built may not use
 
 
 class GreedyRuleInducer:
@@ -192,28 +196,59 @@ class GreedyRuleInducer:
         ctx = _Call(w=w, candidates=[], used=set(), kind=self.kind)
         ctx.candidates = self._candidates(ctx, attrs, positive)
         rules: list[InducedRule] = []
+        # Families the rules so far use, all of them and those every rule relies on. An
+        # actor that changes one family (a new browser build, a new name template) takes
+        # down every rule that uses it, so the next rule first tries to do without all of
+        # them, then without those every rule relies on, then without one of those.
+        used_families: set[str] = set()
+        relied: set[str] | None = None
         for _ in range(self.n_rules):
             pool = [c for c in ctx.candidates if c.attr not in ctx.used]
             rule = None
-            for tier in (1, 2):
-                chosen, estimate = self._greedy(
-                    ctx, [c for c in pool if c.tier <= tier], positive, neg
-                )
-                if not chosen:
-                    continue
-                found = self._finish(ctx, chosen, attrs, positive, neg)
-                found.expected_background = estimate
-                # a durable rule wins unless exact values make it clearly more precise
-                if rule is None or found.precision_lower > rule.precision_lower + 0.005:
-                    rule = found
-                if rule.precision >= 0.999:
+            for avoid in _avoid_options(used_families, relied):
+                ctx.avoid = avoid
+                allowed = [c for c in pool if self._family(c.attr) not in avoid]
+                rule = self._best_rule(ctx, allowed, attrs, positive, neg)
+                if rule is not None and rule.precision >= self.min_precision:
                     break
-            if rule is None or rule.precision < self.min_precision:
+                rule = None
+            ctx.avoid = set()
+            if rule is None:
                 break
             rules.append(rule)
+            # margins count too: a rotated margin value takes its rule down as surely
+            families = {self._family(a) for a in rule.attributes}
+            used_families |= families
+            relied = families if relied is None else relied & families
             ctx.used.update(rule.core_attributes)
             ctx.margins.update(set(rule.attributes) - set(rule.core_attributes))
         return rules
+
+    def _family(self, attr: str) -> str:
+        return _RULE_FAMILIES[self.kind].get(attr, attr)
+
+    def _best_rule(
+        self,
+        ctx: _Call,
+        pool: list[_Candidate],
+        attrs: pd.DataFrame,
+        positive: np.ndarray,
+        neg: np.ndarray,
+    ) -> InducedRule | None:
+        """The most precise rule from ``pool``: durable attributes first, exact values only
+        where they are clearly more precise."""
+        rule = None
+        for tier in (1, 2):
+            chosen, estimate = self._greedy(ctx, [c for c in pool if c.tier <= tier], positive, neg)
+            if not chosen:
+                continue
+            found = self._finish(ctx, chosen, attrs, positive, neg)
+            found.expected_background = estimate
+            if rule is None or found.precision_lower > rule.precision_lower + 0.005:
+                rule = found
+            if rule.precision >= 0.999:
+                break
+        return rule
 
     def _candidates(
         self, ctx: _Call, attrs: pd.DataFrame, positive: np.ndarray
@@ -352,6 +387,7 @@ class GreedyRuleInducer:
             for c in ctx.candidates
             if c.attr not in _ROTATED_FIRST[ctx.kind]
             and c.attr not in ctx.used
+            and self._family(c.attr) not in ctx.avoid
             and len(c.condition.get("values", ())) <= _MAX_MARGIN_VALUES
         ]
         cur = np.logical_and.reduce([c.mask for c in chosen])
@@ -425,6 +461,16 @@ class GreedyRuleInducer:
             weighted_recall=float(ctx.w[hit & positive].sum() / ctx.w[positive].sum()),
             tier=max(c.tier for c in chosen),
         )
+
+
+def _avoid_options(used: set[str], relied: set[str] | None) -> list[set[str]]:
+    """Families to leave out of the next rule, most robust first: every family the rules so
+    far use, then those every one of them relies on, then each of those alone, then none."""
+    out: list[set[str]] = []
+    for avoid in [set(used), set(relied or ()), *({f} for f in sorted(relied or ())), set()]:
+        if avoid not in out:
+            out.append(avoid)
+    return out
 
 
 def _near_misses(ctx: _Call, chosen: list[_Candidate], neg: np.ndarray) -> np.ndarray:

@@ -11,6 +11,10 @@ labels it mostly repeats the test and moves only where the labels disagree with 
 
 The model is used only when the labels hold both classes: labels of one class cannot say
 where the boundary lies, and the test's decision stands.
+
+The nightly job keeps each campaign's evidence in the store (:func:`evidence_records`, table
+``campaign_evidence``), so labels given on any earlier night train the next one
+(:func:`pipelines.review.fit_label_model`); ``docs/label_model.md`` has its measured effect.
 """
 
 from __future__ import annotations
@@ -26,11 +30,20 @@ from sklearn.preprocessing import StandardScaler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LabelModel", "evidence_columns", "evidence_matrix"]
+__all__ = [
+    "LabelModel",
+    "evidence_columns",
+    "evidence_frame",
+    "evidence_matrix",
+    "evidence_records",
+    "test_decision",
+]
 
-# columns of CampaignScorer's frame that are not evidence (or are the decision itself, which
-# enters as "test_flag")
-_NOT_EVIDENCE = frozenset({"group", "flagged", "reason", "label_probability", "score"})
+# columns of CampaignScorer's frame that are not evidence (or are a decision: the test's enters
+# as the last column of the evidence matrix, a label model's never does)
+_NOT_EVIDENCE = frozenset(
+    {"group", "flagged", "test_flagged", "reason", "label_probability", "score"}
+)
 
 
 def evidence_columns(scored: pd.DataFrame) -> list[str]:
@@ -42,13 +55,52 @@ def evidence_columns(scored: pd.DataFrame) -> list[str]:
     ]
 
 
+def test_decision(scored: pd.DataFrame) -> pd.Series:
+    """The coordination test's own decision per cluster (``test_flagged`` where a label model
+    decided, else ``flagged``)."""
+    col = "test_flagged" if "test_flagged" in scored else "flagged"
+    return scored[col].astype(bool)
+
+
+def evidence_records(scored: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each cluster's evidence as the store keeps it, one JSON-able dict per row of ``scored``.
+
+    Every evidence column (:func:`evidence_columns`) as a float (``None`` for a missing value)
+    and ``flagged``, the test's own decision (:func:`test_decision`): a label model's decision
+    never becomes evidence for the next one.
+    """
+    cols = evidence_columns(scored)
+    values = scored[cols].apply(pd.to_numeric, errors="coerce").astype("float64")
+    test = test_decision(scored).to_numpy()
+    out = []
+    for i, row in enumerate(values.itertuples(index=False, name=None)):
+        rec: dict[str, Any] = {
+            c: (None if not np.isfinite(v) else float(v)) for c, v in zip(cols, row, strict=True)
+        }
+        rec["flagged"] = bool(test[i])
+        out.append(rec)
+    return out
+
+
+def evidence_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`evidence_records` back as a frame :meth:`LabelModel.fit` takes (numeric columns,
+    ``flagged`` boolean); records of different nights may hold different columns."""
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame({"flagged": []})
+    for c in frame.columns:
+        if c == "flagged":
+            frame[c] = frame[c].fillna(False).astype(bool)
+        else:
+            frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
+    return frame
+
+
 def evidence_matrix(scored: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """Evidence of each cluster in ``columns``' order, shape (n_clusters, n_columns + 1).
 
     A column the frame lacks (a risk indicator tonight's input cannot give) reads as "no
     evidence": 0.5 for a rank effect (``*_auc``), 0 otherwise. ``-log10`` p-values are
-    compressed with ``log1p`` (they run to the hundreds for large clusters). The last column is
-    the test's own decision (``flagged`` before labels).
+    compressed with ``log1p`` (they run to the hundreds for large clusters; an infinite one is
+    capped). The last column is the test's own decision (:func:`test_decision`).
     """
     cols = []
     for c in columns:
@@ -57,11 +109,12 @@ def evidence_matrix(scored: pd.DataFrame, columns: list[str]) -> np.ndarray:
         else:
             v = np.full(len(scored), 0.5 if c.endswith("_auc") else 0.0)
         if c.endswith("_log10p"):
-            v = np.log1p(np.clip(v, 0, None))
+            v = np.log1p(np.clip(v, 0, 1e6))
         cols.append(np.nan_to_num(v, nan=0.5 if c.endswith("_auc") else 0.0))
-    test = scored["flagged"].to_numpy(dtype=np.float64) if "flagged" in scored else None
-    cols.append(test if test is not None else np.zeros(len(scored)))
-    return np.column_stack(cols) if cols else np.zeros((len(scored), 0))
+    known = "test_flagged" in scored or "flagged" in scored
+    test = test_decision(scored).to_numpy(dtype=np.float64) if known else np.zeros(len(scored))
+    cols.append(test)
+    return np.column_stack(cols)
 
 
 class LabelModel:
@@ -70,8 +123,8 @@ class LabelModel:
     Parameters
     ----------
     C : float
-        Inverse regularisation strength (scikit-learn's). Strong by default: a handful of
-        labels must not overturn the test where they say nothing.
+        Inverse regularisation strength (scikit-learn's default, 1.0; not tuned on the
+        evaluation sets, see ``docs/label_model.md``).
     random_state : int
 
     Attributes
@@ -84,6 +137,8 @@ class LabelModel:
     class_counts_ : dict
         ``{"abuse": n, "benign": n}``.
     metadata_ : dict
+        What the record shows: the class counts, whether the model is used (and why not), and
+        the fitted weights per standardised evidence column (``test_decision``: the test's).
     """
 
     def __init__(self, C: float = 1.0, random_state: int = 0) -> None:
@@ -130,13 +185,21 @@ class LabelModel:
                     C=self.C, class_weight="balanced", random_state=self.random_state
                 ),
             ).fit(evidence_matrix(scored, self.columns_), y)
+        weights = None
+        if self.usable_:
+            coef = self.model_[-1].coef_[0]
+            names = [*self.columns_, "test_decision"]
+            weights = {n: round(float(w), 4) for n, w in zip(names, coef, strict=True)}
         self.metadata_ = {
             "model": "logistic regression (standardised evidence, balanced classes)",
             "C": self.C,
             "labels": self.n_labels_,
             **self.class_counts_,
             "used": self.usable_,
-            "why_not": None if self.usable_ else "labels of one class (or none)",
+            "why_not": None
+            if self.usable_
+            else "labels of one class (or none): the test's decision stands",
+            "weights": weights,
         }
         log.info(
             "label model: %d labelled clusters (%d abuse, %d benign), %s",
@@ -152,7 +215,7 @@ class LabelModel:
         if not hasattr(self, "usable_"):
             raise RuntimeError("LabelModel is not fitted")
         if not self.usable_:
-            return scored["flagged"].to_numpy(dtype=np.float64)
+            return test_decision(scored).to_numpy(dtype=np.float64)
         if len(scored) == 0:
             return np.zeros(0)
         return self.model_.predict_proba(evidence_matrix(scored, self.columns_))[:, 1]

@@ -313,6 +313,8 @@ class EntitySpec:
     rotated_first: frozenset[str]
     portable: frozenset[str]
     coarser: dict[str, str]
+    # rule attribute -> what an actor changes it with (its name template, its client...)
+    rule_families: dict[str, str] = field(default_factory=dict)
     entity_behaviour: tuple[str, ...] = ()
     merge: tuple[str, ...] = ()
     attach: tuple[str, ...] = ()
@@ -598,7 +600,7 @@ class _Parser:
         rules = self.table(
             d.get("rules"),
             "rules",
-            {"attributes", "rotated_first", "portable", "coarser", "allowlist"},
+            {"attributes", "rotated_first", "portable", "coarser", "allowlist", "families"},
         )
         rule_attributes = defaults["rules"]
         if "attributes" in rules:
@@ -611,6 +613,12 @@ class _Parser:
                 if not ok or not isinstance(v[1], int) or v[1] not in (1, 2):
                     raise self.fail(key, 'must be ["in" or "range", tier 1 or 2]')
                 rule_attributes[attr] = (str(v[0]), int(v[1]))
+        rule_families: dict[str, str] = {}
+        for fam, v in self.table(rules.get("families"), "rules.families").items():
+            for attr in self.names(v, f"rules.families.{fam}", set(rule_attributes), "name"):
+                if attr in rule_families:
+                    raise self.fail(f"rules.families.{fam}", f"{attr!r} is in two families")
+                rule_families[attr] = fam
         coarser = defaults["coarser"]
         if "coarser" in rules:
             coarser = {}
@@ -662,6 +670,7 @@ class _Parser:
             rotated_first=frozenset(listed("rules.rotated_first", defaults["rotated"], attr_names)),
             portable=frozenset(listed("rules.portable", (), attr_names)),
             coarser=coarser,
+            rule_families=rule_families,
             entity_behaviour=listed("scoring.entity_behaviour", defaults["entity_behaviour"]),
             merge=listed("clustering.merge", defaults["merge"]),
             attach=listed("clustering.attach", defaults["attach"]),

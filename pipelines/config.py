@@ -53,8 +53,9 @@ class RuleConfig:
     min_recall: float = 0.9
     rules_per_campaign: int = 3
     max_predicates: int = 4
-    enforce_precision_lower: float = 0.98  # Wilson 95% lower bound of precision to enforce
-    enforce_background_lower: float = 0.999  # ... of the share of background left alone
+    enforce_precision: float = 0.98  # share of a rule's hits on flagged campaigns, to enforce
+    # Wilson 95% lower bound of the share of the night's background a rule leaves alone
+    enforce_background_lower: float = 0.999
     max_expected_background: float = 0.25  # estimated background hits a night, at most
     max_traffic_share: float = 0.1  # blast-radius cap: share of a day's rows one rule may hit
     ttl_days: int = 7

@@ -155,6 +155,7 @@ def detect(
     created_at: datetime,
     history: list[tuple[str, pd.DataFrame]] | None = None,
     identify: Identify | None = None,
+    label_model: Any = None,
 ) -> KindResult:
     """Attributes, features, clusters, scores and rules for one kind's events.
 
@@ -162,6 +163,7 @@ def detect(
     ``identify(kind, campaigns, members, entity_ids, X)`` maps tonight's campaign ids (digests
     of their members) to the ids they had on earlier nights (the nightly job's campaign
     identity); rules are then named after those, so a campaign keeps its rule ids.
+    ``label_model`` (a fitted :class:`anomaly.label_model.LabelModel`) is the scorer's.
     """
     k = get_kind(kind)
     kcfg = config.kind(kind)
@@ -188,7 +190,11 @@ def detect(
         escore, emeta = entity_scores(_behaviour(kind, entities), random_state=seed)
         risk = known_risk_of(kind, entities)
         scorer = CampaignScorer(
-            kind, fdr=kcfg.fdr, min_families=kcfg.min_families, random_state=seed
+            kind,
+            fdr=kcfg.fdr,
+            min_families=kcfg.min_families,
+            random_state=seed,
+            label_model=label_model,
         )
         scored = scorer.score(entities, labels, escore, risk=risk)
         event_entity = entity_keys(kind, events)
@@ -224,6 +230,7 @@ def detect(
             event_entity[blocked_ok],
             campaigns,
             members,
+            unsure=_unsure_strays(kind, entities, campaigns, members),
             run_id=run_id,
             created_at=created_at,
             code_version=code_version(),
@@ -239,7 +246,7 @@ def detect(
                 max_predicates=rc.max_predicates,
             ),
             guard=Guard(
-                enforce_precision_lower=rc.enforce_precision_lower,
+                enforce_precision=rc.enforce_precision,
                 enforce_background_lower=rc.enforce_background_lower,
                 max_expected_background=rc.max_expected_background,
                 max_traffic_share=rc.max_traffic_share,
@@ -406,6 +413,53 @@ def _add_timer_pools(
     return labels, pd.concat(rows, ignore_index=True)
 
 
+def _without_public_providers(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
+    """``entities`` with free-mail domains blanked in the mail-domain column.
+
+    A free-mail provider is shared by strangers by accident: when a campaign happens to hold
+    most of a small provider's users tonight, the provider's other users are people, not the
+    actor's strays, and must neither join campaigns nor be attached to one through it.
+    """
+    col = _risk_columns_of(kind, entities).get("email_domain")
+    if col is None or "domain_class" not in entities:
+        return entities
+    public = (entities["domain_class"] == "freemail").fillna(False).to_numpy(dtype=bool)
+    if not public.any():
+        return entities
+    out = entities.copy()
+    out[col] = out[col].mask(public)
+    return out
+
+
+def _unsure_strays(
+    kind: str, entities: pd.DataFrame, campaigns: pd.DataFrame, members: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per flagged campaign, entities outside every campaign that hold one of its exclusive
+    values in an attribute too shared to attach by (its subnets, its client build).
+
+    Most holders of such a value tonight are the campaign's members, so the others are likely
+    its strays, but a carrier's address or a popular build can be a stranger's too: they are
+    neither the campaign's (its rules need not cover them) nor background (a rule that hits
+    them is not charged for it). The expected-background estimate still counts their kind.
+    """
+    weak = [a for a in _MERGE_ATTRIBUTES[kind] if a not in _ATTACH_ATTRIBUTES[kind]]
+    flagged = sorted(set(campaigns.loc[campaigns["flagged"], "campaign_id"]))
+    if not weak or not flagged:
+        return {}
+    ids = entities.index.astype(str)
+    group = np.full(len(entities), -1, dtype=np.int64)
+    for i, cid in enumerate(flagged):
+        group[ids.isin(pd.Index(members[cid]).astype(str))] = i
+    found = attach_noise(
+        _without_public_providers(kind, entities),
+        group,
+        {i: [i] for i in range(len(flagged))},
+        weak,
+        rounds=1,
+    )
+    return {flagged[i]: ids[pos].to_numpy() for i, pos in found.items()}
+
+
 def _campaign_table(
     kind: str,
     entities: pd.DataFrame,
@@ -422,8 +476,9 @@ def _campaign_table(
     # partial evidence (one owned family, or risky members): may join a flagged campaign
     partial = (scored["families_owned"] >= 1) | scored["risk"]
     suspicious = partial.to_numpy(dtype=bool) & ~flag
+    joinable = _without_public_providers(kind, entities)
     group_of = merge_flagged(
-        entities,
+        joinable,
         labels,
         scored.index[flag].to_numpy(),
         _MERGE_ATTRIBUTES[kind],
@@ -432,7 +487,7 @@ def _campaign_table(
     groups: dict[int, list[int]] = {}
     for c, g in sorted(group_of.items()):
         groups.setdefault(g, []).append(c)
-    attached = attach_noise(entities, labels, groups, _ATTACH_ATTRIBUTES[kind])
+    attached = attach_noise(joinable, labels, groups, _ATTACH_ATTRIBUTES[kind])
     campaign_of_noise = np.full(len(labels), None, dtype=object)
     for cid in profiles.index:
         group = groups.get(group_of.get(int(cid), -2), [int(cid)])
@@ -535,6 +590,7 @@ def run_job(
     stages: Stages | None = None,
     history: dict[str, list[ReadResult]] | None = None,
     identify: Identify | None = None,
+    label_model: dict[str, Any] | None = None,
     finalize_rules: FinalizeRules | None = None,
     previous_bundle: dict[str, Any] | None = _AUTO,
     report: bool = True,
@@ -555,6 +611,9 @@ def run_job(
         kind -> earlier days' inputs; every rule is backtested on them.
     identify : callable, optional
         Campaign identity across nights (see :func:`detect`).
+    label_model : dict, optional
+        kind -> fitted :class:`anomaly.label_model.LabelModel` for its scoring (see
+        :func:`detect`); kinds without one are scored by the test alone.
     finalize_rules : callable, optional
         Tonight's rules, versions carried, -> the rules the bundle holds.
     previous_bundle : dict or None, optional
@@ -589,6 +648,7 @@ def run_job(
             created_at=created_at,
             history=earlier,
             identify=identify,
+            label_model=(label_model or {}).get(kind),
         )
     with stages.stage("outputs"):
         # a rule that matches the same as in the bundle it replaces keeps its version

@@ -7,6 +7,9 @@ Tables (``MIGRATIONS`` creates them; ``docs/nightly.md`` describes every column)
 - ``assignments``: per night, kind and entity, the cluster and the persistent campaign;
 - ``campaigns``: per night, the campaigns with their persistent id, how they relate to earlier
   nights (new, continuing, split, merged), first-seen date and centroid;
+- ``campaign_evidence``: per night, kind and campaign, the coordination evidence its flag stood
+  on (one cluster's row of :class:`anomaly.scoring.CampaignScorer`, as JSON), which analysts'
+  labels train the next nights' label model on (:func:`pipelines.review.fit_label_model`);
 - ``campaign_endings``: campaigns that were seen on an earlier night and not tonight;
 - ``rules``: every rule version a night produced, with its status that night;
 - ``rule_nights``: live hits of each published rule on each night, against its forecast;
@@ -177,6 +180,21 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        3,
+        "campaign_evidence: the evidence of each night's campaigns, for the label model",
+        [
+            # evidence: anomaly.label_model.evidence_records of the campaign's cluster (the one
+            # its flag stands on), with the coordination test's own decision as "flagged"
+            """CREATE TABLE campaign_evidence (
+                date VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                campaign_id VARCHAR NOT NULL,
+                cluster_id BIGINT NOT NULL,
+                evidence JSON NOT NULL
+            )""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -185,6 +203,7 @@ NIGHTLY_TABLES = (
     "runs",
     "assignments",
     "campaigns",
+    "campaign_evidence",
     "campaign_endings",
     "rules",
     "rule_nights",

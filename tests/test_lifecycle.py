@@ -123,7 +123,7 @@ def test_a_night_over_the_blast_radius_cap_blocks_promotion() -> None:
 
 def test_a_rule_the_guard_kept_in_shadow_is_never_promoted_by_traffic() -> None:
     for reasons in (
-        ["precision lower bound 0.9100 < 0.98"],
+        ["precision 0.9100 < 0.98"],
         ["hits 12.00% of 2024-05-01's rows > blast-radius cap 10.00%"],
     ):
         rule = _rule(provenance={"shadow_reasons": reasons})

@@ -147,7 +147,6 @@ def test_rules_are_promoted_after_nights_within_forecast(inputs: Path, tmp_path:
     cfg.lifecycle.promote_after_nights = 1
     cfg.lifecycle.forecast_tolerance = 5.0
     # 2,500 rows a night are too few for the default guard's confidence bounds
-    cfg.rules.enforce_precision_lower = 0.8
     cfg.rules.enforce_background_lower = 0.99
     cfg.rules.max_expected_background = 5.0
     for night in NIGHTS[:2]:
