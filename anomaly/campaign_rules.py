@@ -125,8 +125,9 @@ def rules_for_campaigns(
         Earlier days' rows (attributes as from ``compute_attributes``): every rule is
         backtested on them (hits per day) and held to the blast-radius cap on each.
     unsure : dict, optional
-        campaign id -> entity ids that are likely its strays but not surely (they hold its
-        exclusive subnet or build): for its rules, neither campaign nor background.
+        campaign id -> entity ids that may or may not be its own (strays holding its
+        exclusive subnet or build; members holding none of its values): for its rules,
+        neither campaign nor background.
 
     Returns
     -------
@@ -160,9 +161,8 @@ def rules_for_campaigns(
             held = lookup.get_indexer(pd.Index(unsure[cid]).astype("string"))
             maybe = np.zeros(len(uniques), dtype=bool)
             maybe[held[held >= 0]] = True
-            ignore = (ignore if ignore is not None else np.zeros(n_rows, dtype=bool)) | (
-                maybe[codes] & ~positive
-            )
+            positive = positive & ~maybe[codes]
+            ignore = (ignore if ignore is not None else np.zeros(n_rows, dtype=bool)) | maybe[codes]
         for found in inducer.induce(attrs, positive, ignore, weights):
             key = json.dumps(found.condition, sort_keys=True)
             if key in seen:  # two fragments of one actor found the same rule

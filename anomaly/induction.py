@@ -199,22 +199,30 @@ class GreedyRuleInducer:
         # Families the rules so far use, all of them and those every rule relies on. An
         # actor that changes one family (a new browser build, a new name template) takes
         # down every rule that uses it, so the next rule first tries to do without all of
-        # them, then without those every rule relies on, then without one of those.
+        # them, then without those every rule relies on, then without one of those; a rule
+        # that avoids them is taken only where it costs nothing: as precise as the best
+        # rule without the constraint, and as safe (expected background hits under the
+        # margin's target, or no more than that rule's).
         used_families: set[str] = set()
         relied: set[str] | None = None
         for _ in range(self.n_rules):
             pool = [c for c in ctx.candidates if c.attr not in ctx.used]
-            rule = None
-            for avoid in _avoid_options(used_families, relied):
+            rule = self._best_rule(ctx, pool, attrs, positive, neg)
+            if rule is None or rule.precision < self.min_precision:
+                break
+            for avoid in _avoid_options(used_families, relied)[:-1]:
                 ctx.avoid = avoid
                 allowed = [c for c in pool if self._family(c.attr) not in avoid]
-                rule = self._best_rule(ctx, allowed, attrs, positive, neg)
-                if rule is not None and rule.precision >= self.min_precision:
+                robust = self._best_rule(ctx, allowed, attrs, positive, neg)
+                ctx.avoid = set()
+                if (
+                    robust is not None
+                    and robust.precision >= rule.precision
+                    and robust.expected_background
+                    <= max(rule.expected_background, self.safety_hits)
+                ):
+                    rule = robust
                     break
-                rule = None
-            ctx.avoid = set()
-            if rule is None:
-                break
             rules.append(rule)
             # margins count too: a rotated margin value takes its rule down as surely
             families = {self._family(a) for a in rule.attributes}

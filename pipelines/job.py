@@ -27,10 +27,11 @@ from anomaly.bundle_history import carry_versions
 from anomaly.cadence import timer_pools
 from anomaly.campaign_rules import Guard, campaign_id_for, rules_for_campaigns
 from anomaly.campaigns import attach_noise, merge_flagged
+from anomaly.coordination import MIN_SHARED, OWNED
 from anomaly.export import allowlist_entries, build_bundle, load_bundle, write_rules
 from anomaly.induction import GreedyRuleInducer
 from anomaly.rules import Rule, RuleError, evaluate
-from anomaly.scoring import CampaignScorer, entity_scores
+from anomaly.scoring import FAMILIES, SUPPORTING_FAMILIES, CampaignScorer, entity_scores
 from clustering.attributes import compute_attributes
 from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
 from clustering.features import FeatureSpec, build_features
@@ -94,8 +95,6 @@ _ATTACH_ATTRIBUTES: SpecView[tuple[str, ...]] = SpecView(lambda s: s.attach)
 # One device or one mailbox behind many entities: where part of a cluster reuses them, that
 # part is split off (clustering.pivots). A sender is already one mailbox.
 _PIVOT_ATTRIBUTES: SpecView[tuple[str, ...]] = SpecView(lambda s: s.pivots)
-# Shared-infrastructure counts ("how many others signed up from this /24 today").
-_VELOCITY: SpecView[tuple[str, ...]] = SpecView(lambda s: s.velocity)
 
 
 def code_version() -> str:
@@ -136,13 +135,14 @@ class RunResult:
 
 
 def _behaviour(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
+    """What the entity-level detectors see: each entity's own behaviour.
+
+    Not how many others share its subnet or device tonight (the spec's ``velocity``): that is
+    coordination, which the coordination test already counts; as risk it would count twice
+    and make every crowd, a campus behind one NAT included, look risky for being a crowd.
+    """
     cols = {c: entities[c] for c in _BEHAVIOUR[kind] if c in entities}
-    frame = pd.DataFrame(cols, index=entities.index)
-    for col in _VELOCITY[kind]:
-        if col in entities:
-            counts = entities[col].map(entities[col].value_counts(dropna=True))
-            frame[f"{col}_count"] = np.log1p(pd.to_numeric(counts, errors="coerce").fillna(0))
-    return frame
+    return pd.DataFrame(cols, index=entities.index)
 
 
 def detect(
@@ -230,7 +230,10 @@ def detect(
             event_entity[blocked_ok],
             campaigns,
             members,
-            unsure=_unsure_strays(kind, entities, campaigns, members),
+            unsure=_merge_ids(
+                _unsure_strays(kind, entities, campaigns, members),
+                _impurities(kind, entities, campaigns, members),
+            ),
             run_id=run_id,
             created_at=created_at,
             code_version=code_version(),
@@ -458,6 +461,51 @@ def _unsure_strays(
         rounds=1,
     )
     return {flagged[i]: ids[pos].to_numpy() for i, pos in found.items()}
+
+
+def _impurities(
+    kind: str, entities: pd.DataFrame, campaigns: pd.DataFrame, members: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per flagged campaign, members that hold none of the values that make it one.
+
+    A campaign's values are those at least ``MIN_SHARED`` members share and most of whose
+    holders tonight are members, in a primary signal family (what the flag rests on). A
+    member holding none of them was swept in by its neighbours (two newsletter senders in a
+    look-alike-brand cluster): its rules need not cover it, nor be charged for hitting it.
+    """
+    primary = [
+        a
+        for fam, attrs in FAMILIES[kind].items()
+        if fam not in SUPPORTING_FAMILIES[kind]
+        for a in attrs
+        if a in entities
+    ]
+    out: dict[str, np.ndarray] = {}
+    ids = entities.index.astype(str)
+    for cid in sorted(set(campaigns.loc[campaigns["flagged"], "campaign_id"])):
+        is_member = ids.isin(pd.Index(members[cid]).astype(str))
+        holds = np.zeros(len(entities), dtype=bool)
+        for a in primary:
+            codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
+            ok = codes >= 0
+            if not (ok & is_member).any():
+                continue
+            total = np.bincount(codes[ok])
+            inside = np.bincount(codes[ok & is_member], minlength=len(total))
+            theirs = (inside >= MIN_SHARED) & (inside >= OWNED * total)
+            holds |= ok & theirs[np.maximum(codes, 0)]
+        core = is_member & holds
+        if core.any() and core.sum() < is_member.sum():
+            out[cid] = ids[is_member & ~holds].to_numpy()
+    return out
+
+
+def _merge_ids(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for part in parts:
+        for cid, v in part.items():
+            out[cid] = np.concatenate([out[cid], v]) if cid in out else v
+    return out
 
 
 def _campaign_table(

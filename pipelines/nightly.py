@@ -10,8 +10,9 @@
    and rule ids of the campaigns they continue) and the rule lifecycle (rules of campaigns
    not seen tonight stay until they expire; shadow rules that kept to their forecast are
    promoted; rules past the blast-radius cap are demoted; every change is audited), with
-   what analysts said (:mod:`pipelines.review`): the store's allowlist entries, thresholds
-   moved by campaign labels, and rule approvals and rejections;
+   what analysts said (:mod:`pipelines.review`): the store's allowlist entries, a label model
+   fitted on the evidence of labelled campaigns (it decides the flags when the labels hold
+   both classes; the record says what it changed), and rule approvals and rejections;
 5. checks drift and health against the look-back window;
 6. writes the run folder ``<out_dir>/runs/<date>/``, replaces the date's records in the store
    in one transaction, and publishes the bundle to ``<out_dir>/rules/`` only when the run is
@@ -45,7 +46,14 @@ from anomaly.rules import Rule, canonical_json
 from clustering.kinds import BUILTIN_KINDS, get_kind, register_spec
 from pipelines.config import JobConfig
 from pipelines.readers import SUFFIX_FORMATS, InputError, ReadResult, read_events
-from pipelines.review import RuleDecision, apply_decisions, mark_applied, night_review
+from pipelines.review import (
+    RuleDecision,
+    apply_decisions,
+    campaign_evidence,
+    label_model_effect,
+    mark_applied,
+    night_review,
+)
 from pipelines.stages import Stages
 from pipelines.store import Store, store_lock
 
@@ -480,6 +488,15 @@ def _night_tables(
             "centroid",
         ],
     )
+    evidence = pd.concat(
+        [
+            campaign_evidence(kind, kr.campaigns, kr.cluster_scores)
+            for kind, kr in sorted(result.kinds.items())
+        ]
+        or [pd.DataFrame(columns=["kind", "campaign_id", "cluster_id", "evidence"])],
+        ignore_index=True,
+    )
+    evidence.insert(0, "date", day)
     endings = pd.concat(
         [e for e in identity.ended.values()]
         or [pd.DataFrame(columns=["date", "kind", "campaign_id", "first_seen", "last_seen"])],
@@ -564,6 +581,7 @@ def _night_tables(
         "runs": runs,
         "assignments": assign,
         "campaigns": campaigns,
+        "campaign_evidence": evidence,
         "campaign_endings": endings,
         "rules": rules,
         "rule_nights": rule_nights,
@@ -661,8 +679,8 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
                 [since, d],
             )["score"].to_numpy(dtype=float)
             past_timeline = _past_timeline(store, since, d)
-            # analysts' allowlist entries, threshold adjustments and rule decisions, on a
-            # copy of the configuration (the caller's is left alone)
+            # analysts' allowlist entries (on a copy of the configuration: the caller's is
+            # left alone), label models and rule decisions
             review = night_review(store, d, config, kinds)
             config = review.config
         prev_bundle = None
@@ -687,6 +705,7 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
             stages=stages,
             history=history,
             identify=identity,
+            label_model=review.label_models,
             finalize_rules=lifecycle,
             previous_bundle=prev_bundle,
             report=False,
@@ -705,6 +724,17 @@ def run_nightly(day_text: str, config: JobConfig, *, stages: Stages | None = Non
                 "status": status,
                 "review": {
                     **review.record,
+                    "label_model": {
+                        kind: {
+                            **fitted,
+                            "effect": label_model_effect(
+                                result.kinds[kind].cluster_scores, result.kinds[kind].campaigns
+                            )
+                            if kind in result.kinds
+                            else None,
+                        }
+                        for kind, fitted in sorted(review.record["label_model"].items())
+                    },
                     "decisions": lifecycle.decided,
                     "rejected_earlier": lifecycle.kept_out,
                 },

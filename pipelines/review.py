@@ -6,11 +6,15 @@ Everything an analyst says is written to the store (``labels``, ``allowlists``,
 
 - **labels** (``abuse``, ``benign``, ``unsure``) of a campaign or an entity are appended, so
   the history is kept; the latest label of a target wins (:func:`campaign_labels`). Campaign
-  labels move the kind's ``fdr`` for the next night (:func:`threshold_adjustments`):
-  flagged campaigns labelled benign lower it, unflagged ones labelled abuse raise it, by at most
-  ``MAX_FLOOR_CHANGE`` of the configured value. The values benign campaigns share are proposed
-  as allowlist entries (:func:`allowlist_candidates`), never applied by themselves. ``unsure``
-  labels and entity labels move nothing; they are counted in the night's record.
+  labels teach the flagger: every night the store keeps each campaign's coordination evidence
+  (:func:`campaign_evidence`), and the next night fits a cluster-level model on the evidence
+  of the campaigns labelled ``abuse`` or ``benign`` (:func:`fit_label_model`,
+  :class:`anomaly.label_model.LabelModel`), which decides that night's flags when the labels
+  hold both classes; the night's record says what it was fitted on and which campaigns it
+  flagged or unflagged against the test (:func:`label_model_effect`; ``docs/label_model.md``).
+  The values benign campaigns share are proposed as allowlist entries
+  (:func:`allowlist_candidates`), never applied by themselves. ``unsure`` labels and entity
+  labels change nothing; they are counted in the night's record.
 - **allowlist entries** (:func:`add_allowlist`) are checked as the configuration's are
   (:func:`anomaly.export.allowlist_entries`) and join the configured allowlists from the next
   night on: no rule matches them, rule learning leaves their rows out, and the bundle's
@@ -30,6 +34,7 @@ lock around them so that they never interleave with a nightly run.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -39,13 +44,15 @@ from datetime import date as Date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from anomaly.export import allowlist_entries
+from anomaly.label_model import LabelModel, evidence_frame, evidence_records, test_decision
 from anomaly.lifecycle import AuditEvent
 from anomaly.rules import Rule
 from clustering.kinds import get_kind, get_spec
-from pipelines.config import Allowlists, JobConfig, KindConfig
+from pipelines.config import Allowlists, JobConfig
 from pipelines.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,8 +61,8 @@ __all__ = [
     "ALLOWLIST_KINDS",
     "DECISIONS",
     "LABELS",
+    "LABEL_CLASSES",
     "LISTS",
-    "MAX_FLOOR_CHANGE",
     "NightReview",
     "RuleDecision",
     "add_allowlist",
@@ -63,17 +70,19 @@ __all__ = [
     "allowlist_value",
     "allowlists",
     "apply_decisions",
+    "campaign_evidence",
     "campaign_labels",
     "entity_labels",
+    "fit_label_model",
     "label_campaign",
     "label_entity",
+    "label_model_effect",
     "mark_applied",
     "night_review",
     "pending_decisions",
     "remove_allowlist",
     "review_rule",
     "rule_decisions",
-    "threshold_adjustments",
 ]
 
 LABELS = ("abuse", "benign", "unsure")
@@ -82,8 +91,8 @@ DECISIONS = ("approve", "reject")
 # kinds with allowlists in the configuration ([allowlists.<kind>]), which the nightly job
 # extends with the store's entries
 ALLOWLIST_KINDS = tuple(f.name for f in fields(Allowlists))
-# labels move a kind's fdr by at most this share of its configured value
-MAX_FLOOR_CHANGE = 0.5
+# the campaign labels the label model learns from, as its classes (``unsure`` teaches nothing)
+LABEL_CLASSES = {"abuse": 1, "benign": 0}
 # a domain name as email_domain / sender_domain hold it: two or more non-empty labels
 _DOMAIN = re.compile(r"(?=.{1,253}\Z)[^\s./@:;,()\[\]]+(?:\.[^\s./@:;,()\[\]]+)+")
 
@@ -699,100 +708,201 @@ def mark_applied(store: Store, day: str, decisions: Sequence[RuleDecision]) -> N
         )
 
 
-# -------------------------------------------------------------------------- thresholds
+# ------------------------------------------------------------------------- label model
 
 
-def _label_counts(store: Store, kind: str, since: str, before: str) -> dict[str, Any]:
-    """Labelled campaigns among those of nights ``[since, before)``, flagged or not."""
-    camps = store.query(
+def campaign_evidence(kind: str, campaigns: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """The evidence each of tonight's campaigns stands on, as the store keeps it.
+
+    A campaign can hold several clusters (fragments judged together, clusters joined to a
+    flagged one); its evidence is that of the cluster its flag stands on: the first of its
+    clusters by the coordination test's decision, then ``score`` (highest first), then cluster
+    id. Campaigns without a scored cluster (timer-driven pools) have none.
+
+    Parameters
+    ----------
+    kind : str
+    campaigns : DataFrame
+        ``KindResult.campaigns`` (``campaign_id``, ``cluster_id``).
+    scored : DataFrame
+        ``KindResult.cluster_scores``: :class:`anomaly.scoring.CampaignScorer`'s frame.
+
+    Returns
+    -------
+    DataFrame
+        ``kind``, ``campaign_id``, ``cluster_id`` and ``evidence``
+        (:func:`anomaly.label_model.evidence_records`, JSON), one row per campaign.
+    """
+    cols = ["kind", "campaign_id", "cluster_id", "evidence"]
+    if scored is None or scored.empty or campaigns.empty:
+        return pd.DataFrame(columns=cols)
+    c = campaigns[["campaign_id", "cluster_id"]].copy()
+    c["cluster_id"] = c["cluster_id"].astype("int64")
+    c = c[c["cluster_id"].isin(scored.index)]
+    c["test"] = test_decision(scored).reindex(c["cluster_id"]).to_numpy(dtype=bool)
+    score = pd.to_numeric(scored["score"], errors="coerce").reindex(c["cluster_id"])
+    c["score"] = score.fillna(-1.0).to_numpy(dtype=np.float64)
+    c = c.sort_values(
+        ["campaign_id", "test", "score", "cluster_id"], ascending=[True, False, False, True]
+    ).drop_duplicates("campaign_id")
+    records = evidence_records(scored.loc[c["cluster_id"].to_numpy()])
+    return pd.DataFrame(
+        {
+            "kind": kind,
+            "campaign_id": c["campaign_id"].astype(str).to_numpy(),
+            "cluster_id": c["cluster_id"].to_numpy(dtype=np.int64),
+            "evidence": [json.dumps(r, sort_keys=True) for r in records],
+        },
+        columns=cols,
+    )
+
+
+def _labelled_campaigns(store: Store, kind: str) -> tuple[dict[str, list[str]], int]:
+    """The latest ``abuse`` and ``benign`` labels of ``kind``'s campaigns, and the number of
+    campaigns whose latest label is ``unsure`` (left out)."""
+    latest = campaign_labels(store, kind)
+    out = {
+        lab: sorted(latest.loc[latest["label"] == lab, "target_id"].astype(str))
+        for lab in LABEL_CLASSES
+    }
+    return out, int((latest["label"] == "unsure").sum())
+
+
+def _evidence_before(store: Store, kind: str, before: str, ids: list[str]) -> pd.DataFrame:
+    """Each of campaigns ``ids``' latest evidence on a night before ``before``."""
+    if not ids:
+        return pd.DataFrame(columns=["campaign_id", "date", "evidence"])
+    return store.query(
         """
-        SELECT campaign_id, flagged, date FROM (
+        SELECT campaign_id, date, evidence FROM (
             SELECT *, row_number() OVER (PARTITION BY campaign_id ORDER BY date DESC) AS k
-            FROM campaigns WHERE kind = ? AND date >= ? AND date < ?
-        ) WHERE k = 1
+            FROM campaign_evidence
+            WHERE kind = ? AND date < ? AND list_contains(?::VARCHAR[], campaign_id)
+        ) WHERE k = 1 ORDER BY campaign_id
         """,
-        [kind, since, before],
+        [kind, before, ids],
     )
-    label = campaign_labels(store, kind).set_index("target_id")["label"]
-    labels = camps["campaign_id"].map(label)
-    flagged = camps["flagged"].astype(bool)
-    nights = sorted(camps["date"].astype(str).unique())
-    return {
-        "nights": [nights[0], nights[-1]] if nights else [],
-        "flagged": int(flagged.sum()),
-        "flagged_benign": int((flagged & (labels == "benign")).sum()),
-        "unflagged": int((~flagged).sum()),
-        "unflagged_abuse": int((~flagged & (labels == "abuse")).sum()),
-    }
 
 
-def _adjust(kind: str, base: float, counts: dict[str, Any]) -> dict[str, Any]:
-    """The next night's ``fdr`` of ``kind`` from the label counts (with its reason)."""
-    flagged, unflagged = counts["flagged"], counts["unflagged"]
-    benign = counts["flagged_benign"] / flagged if flagged else 0.0
-    abuse = counts["unflagged_abuse"] / unflagged if unflagged else 0.0
-    raw = 1.0 - benign + abuse  # false positives: a stricter test; misses: a looser one
-    factor = min(max(raw, 1.0 - MAX_FLOOR_CHANGE), 1.0 + MAX_FLOOR_CHANGE)
-    new = round(base * factor, 6)
-    window = " to ".join(counts["nights"]) if counts["nights"] else "no nights"
-    said = (
-        f"{kind}: {counts['flagged_benign']} of {flagged} flagged campaigns labelled benign "
-        f"({benign:.0%}), {counts['unflagged_abuse']} of {unflagged} unflagged labelled abuse "
-        f"({abuse:.0%}) on {window}"
-    )
-    if new == base:
-        reason = f"{said}: fdr stays {base:g}"
-    else:
-        bounded = f" (bounded to ±{MAX_FLOOR_CHANGE:.0%})" if factor != raw else ""
-        reason = f"{said}: fdr {base:g} x {factor:.3f}{bounded} = {new:g}"
-    return {
-        "fdr": new,
-        "configured": base,
-        "factor": round(factor, 6),
-        "reason": reason,
-        "counts": counts,
-    }
+def fit_label_model(
+    store: Store,
+    kind: str,
+    config: JobConfig,
+    before: str | None = None,
+    labels: dict[str, list[str]] | None = None,
+) -> tuple[LabelModel | None, dict[str, Any]]:
+    """The label model the night of ``before`` scores ``kind`` with, and what it was fitted on.
 
-
-def threshold_adjustments(
-    store: Store, kind: str, config: JobConfig, before: str | None = None
-) -> dict[str, Any]:
-    """How campaign labels move ``kind``'s ``fdr`` for the next night.
-
-    Over the look-back window (the ``config.nightly.lookback_days`` nights before ``before``;
-    each campaign in its latest state there), with the latest label of each campaign:
-
-    ``factor = 1 - benign_share + abuse_share``, bounded to ``1 ± MAX_FLOOR_CHANGE``, where
-    ``benign_share`` is the share of the window's flagged campaigns labelled benign (false
-    positives: the tests must be stricter) and ``abuse_share`` the share of its unflagged
-    campaigns labelled abuse (misses: a looser test). The rate is the configured one times
-    the factor: adjustments never compound from night to night, and one benign label among
-    ten flagged campaigns moves the rate by 10%.
+    Every campaign of ``kind`` whose latest label is ``abuse`` or ``benign`` (``unsure`` ones are
+    left out) contributes the evidence it stood on the last night it was seen before
+    ``before`` (table ``campaign_evidence``), whatever night it was labelled on:
+    :class:`anomaly.label_model.LabelModel` (seed ``config.seed``) is fitted on those. It is
+    used only when they hold both classes; otherwise tonight's flags are the test's.
 
     Parameters
     ----------
     store : Store
     kind : str
     config : JobConfig
-        The configured rate (``config.kind(kind).fdr``) and the look-back window.
+        Its ``seed``.
     before : str, optional
-        YYYY-MM-DD; the window ends the night before. Default: the day after the store's
-        latest night (the window ends with it).
+        YYYY-MM-DD: evidence of earlier nights only. Default: the day after the store's latest
+        night (the model the next night would fit).
+    labels : dict, optional
+        ``{"abuse": [campaign ids], "benign": [campaign ids]}`` instead of the store's latest
+        labels (a rerun of a night uses the labels its first run used).
 
     Returns
     -------
-    dict
-        ``fdr`` (the new value), ``reason`` (the numbers), ``configured``,
-        ``factor`` and ``counts`` (``flagged``, ``flagged_benign``, ``unflagged``,
-        ``unflagged_abuse``, ``nights``: the first and last night of the window).
+    model : LabelModel or None
+        None when no labelled campaign has evidence (nothing to fit).
+    record : dict
+        ``labels`` (the ids used, by class), ``unsure_ignored``, ``trained_on`` (labelled
+        campaigns with evidence, by class), ``without_evidence`` (labelled campaigns the store
+        holds no evidence for before ``before``: seen only tonight or later, or timer-driven
+        pools), ``usable``, ``decision`` (in words) and ``model`` (its metadata).
     """
     if before is None:
         last = store.query("SELECT max(date) AS d FROM campaigns WHERE kind = ?", [kind])["d"]
         day = Date.fromisoformat(str(last.iloc[0])) if last.notna().iloc[0] else Date.today()
         before = (day + timedelta(days=1)).isoformat()
-    since = (Date.fromisoformat(before) - timedelta(days=config.nightly.lookback_days)).isoformat()
-    counts = _label_counts(store, kind, since, before)
-    return _adjust(kind, float(config.kind(kind).fdr), counts)
+    unsure = 0
+    if labels is None:
+        labels, unsure = _labelled_campaigns(store, kind)
+    labels = {lab: sorted(str(i) for i in labels.get(lab, [])) for lab in LABEL_CLASSES}
+    ids = sorted({i for lab in LABEL_CLASSES for i in labels[lab]})
+    ev = _evidence_before(store, kind, before, ids)
+    have = set(ev["campaign_id"].astype(str))
+    cls = {i: LABEL_CLASSES[lab] for lab in LABEL_CLASSES for i in labels[lab]}
+    trained = {lab: sum(i in have for i in labels[lab]) for lab in LABEL_CLASSES}
+    record: dict[str, Any] = {
+        "labels": labels,
+        "unsure_ignored": unsure,
+        "trained_on": trained,
+        "without_evidence": [i for i in ids if i not in have],
+        "usable": False,
+        "model": None,
+    }
+    model: LabelModel | None = None
+    if len(ev):
+        frame = evidence_frame([json.loads(e) for e in ev["evidence"]])
+        y = ev["campaign_id"].astype(str).map(cls).to_numpy(dtype=np.int64)
+        model = LabelModel(random_state=config.seed).fit(frame, y)
+        record["usable"] = bool(model.usable_)
+        record["model"] = model.metadata_
+    n = trained["abuse"] + trained["benign"]
+    if record["usable"]:
+        record["decision"] = (
+            f"{kind}: label model fitted on {n} labelled campaigns ({trained['abuse']} abuse, "
+            f"{trained['benign']} benign) decides tonight's flags (P(abuse) >= 0.5)"
+        )
+    elif n:
+        one = "abuse" if trained["abuse"] else "benign"
+        record["decision"] = (
+            f"{kind}: {n} labelled campaigns, all {one}: labels of one class cannot place a "
+            "boundary, the model is not used and the test's decision stands"
+        )
+    else:
+        record["decision"] = (
+            f"{kind}: no labelled campaign with evidence before {before}: the test decides"
+        )
+    log.info("%s", record["decision"])
+    return model, record
+
+
+def label_model_effect(scored: pd.DataFrame, campaigns: pd.DataFrame) -> dict[str, Any]:
+    """What a night's label model changed against the coordination test.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        ``KindResult.cluster_scores`` (with ``test_flagged`` when a usable model decided).
+    campaigns : DataFrame
+        ``KindResult.campaigns``: names the campaigns of the changed clusters.
+
+    Returns
+    -------
+    dict
+        ``clusters``, ``test_flagged`` and ``flagged`` (clusters), ``changed`` (clusters whose
+        decision the model changed), and the campaigns of those: ``flagged_by_labels`` (the
+        test did not flag them, the model does) and ``unflagged_by_labels``.
+    """
+    flagged = scored["flagged"].astype(bool) if len(scored) else pd.Series(dtype=bool)
+    test = test_decision(scored) if len(scored) else flagged
+    camp_of = campaigns.set_index(campaigns["cluster_id"].astype("int64"))["campaign_id"]
+
+    def named(mask: pd.Series) -> list[str]:
+        return sorted({str(camp_of.get(int(c), c)) for c in scored.index[mask.to_numpy()]})
+
+    up, down = flagged & ~test, ~flagged & test
+    return {
+        "clusters": len(scored),
+        "test_flagged": int(test.sum()),
+        "flagged": int(flagged.sum()),
+        "changed": int((up | down).sum()),
+        "flagged_by_labels": named(up),
+        "unflagged_by_labels": named(down),
+    }
 
 
 # ------------------------------------------------------------------------------ nights
@@ -805,17 +915,23 @@ class NightReview:
     Attributes
     ----------
     config : JobConfig
-        A copy of the run's configuration with the store's allowlist entries and the adjusted
-        thresholds.
+        A copy of the run's configuration with the store's allowlist entries.
+    label_models : dict
+        kind -> the :class:`anomaly.label_model.LabelModel` fitted on its labelled campaigns
+        (kinds with no labelled campaign with evidence have none); pass it to
+        :func:`pipelines.job.run_job`.
     decisions : list of RuleDecision
         The rule decisions tonight applies.
     standing : dict
         Rule id -> the latest decision earlier nights applied (``approve``, ``reject``).
     record : dict
-        For the run record: the store's allowlist entries, label counts and thresholds.
+        For the run record: the store's allowlist entries, label counts and, per kind, what the
+        label model was fitted on (:func:`fit_label_model`'s record; the nightly job adds its
+        ``effect``, :func:`label_model_effect`).
     """
 
     config: JobConfig
+    label_models: dict[str, LabelModel]
     decisions: list[RuleDecision]
     standing: dict[str, str]
     record: dict[str, Any]
@@ -837,29 +953,30 @@ def _label_summary(store: Store, kinds: Iterable[str]) -> dict[str, dict[str, di
 def night_review(store: Store, day: str, config: JobConfig, kinds: Sequence[str]) -> NightReview:
     """Read what analysts said for the night of ``day`` (YYYY-MM-DD) of ``kinds``.
 
-    A first run of a night reads the store as it is: its allowlist entries, the labels (for
-    :func:`threshold_adjustments` over the look-back window before ``day``) and the pending
-    rule decisions. A rerun of a night (the store has its run record) applies what the first
-    run applied, read from that record: the same entries, label counts and decisions, so it
-    writes the same files; later labels, entries and decisions wait for the next new night.
+    A first run of a night reads the store as it is: its allowlist entries, the campaign labels
+    (each kind's label model is fitted on the labelled campaigns' evidence of nights before
+    ``day``, :func:`fit_label_model`) and the pending rule decisions. A rerun of a night (the
+    store has its run record) applies what the first run applied, read from that record: the
+    same entries, labels and decisions, so it writes the same files; later labels, entries and
+    decisions wait for the next new night.
 
     ``config`` is not modified.
     """
     prior = store.run(day)
     recorded = ((prior or {}).get("record") or {}).get("nightly", {}).get("review")
+    used: dict[str, dict[str, Any]] = {}
     if recorded is not None:
         allow: dict[str, dict[str, list[str]]] = recorded["allowlists"]
         labels = recorded["labels"]
-        counts = {k: t["counts"] for k, t in recorded["thresholds"].items()}
+        # a record written before the label model (it moved thresholds instead) used no model
+        used = recorded.get("label_model", {})
         decisions = [
             RuleDecision(d["rule_id"], d["decision"], d["analyst"], d["reason"])
             for d in recorded["decisions"]
         ]
     else:
-        since = (Date.fromisoformat(day) - timedelta(days=config.nightly.lookback_days)).isoformat()
         allow = _store_allowlists(store, kinds)
         labels = _label_summary(store, kinds)
-        counts = {k: _label_counts(store, k, since, day) for k in sorted(kinds)}
         decisions = pending_decisions(store)
     cfg = copy.deepcopy(config)
     for kind, lists in sorted(allow.items()):
@@ -868,21 +985,25 @@ def night_review(store: Store, day: str, config: JobConfig, kinds: Sequence[str]
             have = getattr(a, lst)
             new = [int(v) if lst == "asns" else v for v in values]
             setattr(a, lst, [*have, *(v for v in new if v not in have)])
-    thresholds = {}
-    for kind, c in sorted(counts.items()):
-        t = _adjust(kind, float(cfg.kind(kind).fdr), c)
-        thresholds[kind] = t
-        if t["fdr"] != t["configured"]:
-            if kind in ("signups", "senders"):  # the built-in kinds' own tables
-                getattr(cfg, kind).fdr = t["fdr"]
-            else:
-                cfg.kinds.setdefault(kind, KindConfig()).fdr = t["fdr"]
-            log.info("%s", t["reason"])
+    models: dict[str, LabelModel] = {}
+    fitted: dict[str, dict[str, Any]] = {}
+    for kind in sorted(kinds):
+        if recorded is not None:
+            rec = used.get(kind, {})
+            model, fitted[kind] = fit_label_model(
+                store, kind, cfg, before=day, labels=rec.get("labels", {})
+            )
+            fitted[kind]["unsure_ignored"] = int(rec.get("unsure_ignored", 0))
+        else:
+            model, fitted[kind] = fit_label_model(store, kind, cfg, before=day)
+        if model is not None:
+            models[kind] = model
     return NightReview(
         config=cfg,
+        label_models=models,
         decisions=decisions,
         standing=_standing(store, day),
-        record={"allowlists": allow, "labels": labels, "thresholds": thresholds},
+        record={"allowlists": allow, "labels": labels, "label_model": fitted},
     )
 
 
