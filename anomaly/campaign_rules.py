@@ -125,9 +125,8 @@ def rules_for_campaigns(
         Earlier days' rows (attributes as from ``compute_attributes``): every rule is
         backtested on them (hits per day) and held to the blast-radius cap on each.
     unsure : dict, optional
-        campaign id -> entity ids that may or may not be its own (strays holding its
-        exclusive subnet or build; members holding none of its values): for its rules,
-        neither campaign nor background.
+        campaign id -> entity ids that may or may not be its own (members holding none of
+        the values that make it a campaign): for its rules, neither campaign nor background.
 
     Returns
     -------

@@ -51,10 +51,11 @@ import numpy as np
 import pandas as pd
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
-from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES
+from clustering.entities import PROFILE_ATTRIBUTES
 from clustering.features import FeatureSpec
 from clustering.index import NeighborIndex
 from clustering.kinds import get_spec
+from clustering.risk_features import features_for
 
 if TYPE_CHECKING:
     from anomaly.rules import Rule
@@ -168,7 +169,7 @@ def save_search(search_dir: str | Path, kind: str, result: KindResult) -> dict[s
     profile = [a for a in PROFILE_ATTRIBUTES[kind] if a in result.entities]
     frame = _entity_frame(result, [*profile, *(a for a in email if a not in profile)])
     atomic_write_parquet(frame, out / f"{kind}.entities.parquet", index=False)
-    names = _feature_names(result.entities, DEFAULT_FEATURES[kind])
+    names = _feature_names(result.entities, features_for(kind, result.entities))
     ivf = _ivf(index)
     meta = {
         "format": FORMAT_VERSION,

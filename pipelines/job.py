@@ -7,7 +7,6 @@ so the same inputs and seed give the same bundle bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -33,19 +32,17 @@ from anomaly.induction import GreedyRuleInducer
 from anomaly.rules import Rule, RuleError, evaluate
 from anomaly.scoring import FAMILIES, SUPPORTING_FAMILIES, CampaignScorer, entity_scores
 from clustering.attributes import compute_attributes
-from clustering.entities import DEFAULT_FEATURES, PROFILE_ATTRIBUTES, entity_keys, entity_table
-from clustering.features import FeatureSpec, build_features
+from clustering.entities import PROFILE_ATTRIBUTES, entity_keys, entity_table
+from clustering.features import build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
 from clustering.kinds import SpecView, get_kind, get_spec
 from clustering.known_risk import (
-    KIND_COLUMNS,
-    domain_class,
-    network_class,
     risk_indicators,
     risk_metadata,
 )
 from clustering.pivots import split_on_pivots
 from clustering.profiles import cluster_profiles
+from clustering.risk_features import features_for, risk_columns, with_known_risk_classes
 from clustering.search import save_search
 from pipelines.config import JobConfig
 from pipelines.readers import ReadResult
@@ -173,7 +170,7 @@ def detect(
         entities = entity_table(kind, events, attrs)
         entities = with_known_risk_classes(kind, entities)
     with stages.stage(f"{kind}: features"):
-        X, _names = build_features(entities, _features(kind, entities), random_state=seed)
+        X, _names = build_features(entities, features_for(kind, entities), random_state=seed)
     with stages.stage(f"{kind}: clustering"):
         clusterer = GraphHDBSCAN(
             min_cluster_size=kcfg.min_cluster_size,
@@ -230,10 +227,7 @@ def detect(
             event_entity[blocked_ok],
             campaigns,
             members,
-            unsure=_merge_ids(
-                _unsure_strays(kind, entities, campaigns, members),
-                _impurities(kind, entities, campaigns, members),
-            ),
+            unsure=_impurities(kind, entities, campaigns, members),
             run_id=run_id,
             created_at=created_at,
             code_version=code_version(),
@@ -279,50 +273,6 @@ def detect(
     )
 
 
-# Classes of values from the maintained lists (clustering/known_risk.py) as features: a
-# low-and-slow actor's entities share no value, only classes (throwaway domains on hosting
-# networks). Not rule attributes: they have no SQL form an enforcement service could run.
-_CLASS_FEATURES = {"domain_class": 0.5, "network_class": 0.5}
-
-
-def _risk_columns_of(kind: str, entities: pd.DataFrame) -> dict[str, str]:
-    """The entity columns known-risk lookups read: mail domain, IP, ASN (those present)."""
-    cols = dict(KIND_COLUMNS.get(kind, {}))
-    if not cols:
-        allow = get_spec(kind).allowlist
-        cols = {
-            "email_domain": allow.get("domains") or "",
-            "ip": allow.get("prefixes") or "",
-            "asn": allow.get("asns") or "",
-        }
-    return {
-        k: v
-        for k, v in cols.items()
-        if k in ("email_domain", "ip", "asn") and v and v in entities.columns
-    }
-
-
-def with_known_risk_classes(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
-    """``entities`` with ``domain_class`` and ``network_class`` where the input allows."""
-    cols = _risk_columns_of(kind, entities)
-    out = entities.copy()
-    if "email_domain" in cols:
-        out["domain_class"] = domain_class(entities[cols["email_domain"]]).astype("string")
-    if "ip" in cols or "asn" in cols:
-        ips = entities[cols["ip"]] if "ip" in cols else None
-        asns = entities[cols["asn"]] if "asn" in cols else None
-        out["network_class"] = network_class(ips, asns).astype("string")
-    return out
-
-
-def _features(kind: str, entities: pd.DataFrame) -> FeatureSpec:
-    spec = DEFAULT_FEATURES[kind]
-    extra = {c: w for c, w in _CLASS_FEATURES.items() if c in entities}
-    if not extra:
-        return spec
-    return dataclasses.replace(spec, categorical={**spec.categorical, **extra})
-
-
 def known_risk_of(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     """Known-risk indicators of ``kind``'s entities that its input can give (may be empty).
 
@@ -330,7 +280,7 @@ def known_risk_of(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     allowlist columns (the roles' domain, prefix and ASN attributes). Captcha, bounce and
     complaint rates are left to the scorer's behaviour columns, so no evidence counts twice.
     """
-    args = _risk_columns_of(kind, entities)
+    args = risk_columns(kind, entities)
     if not args:
         return pd.DataFrame(index=entities.index)
     ind = risk_indicators(entities, **args)
@@ -423,7 +373,7 @@ def _without_public_providers(kind: str, entities: pd.DataFrame) -> pd.DataFrame
     most of a small provider's users tonight, the provider's other users are people, not the
     actor's strays, and must neither join campaigns nor be attached to one through it.
     """
-    col = _risk_columns_of(kind, entities).get("email_domain")
+    col = risk_columns(kind, entities).get("email_domain")
     if col is None or "domain_class" not in entities:
         return entities
     public = (entities["domain_class"] == "freemail").fillna(False).to_numpy(dtype=bool)
@@ -432,35 +382,6 @@ def _without_public_providers(kind: str, entities: pd.DataFrame) -> pd.DataFrame
     out = entities.copy()
     out[col] = out[col].mask(public)
     return out
-
-
-def _unsure_strays(
-    kind: str, entities: pd.DataFrame, campaigns: pd.DataFrame, members: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Per flagged campaign, entities outside every campaign that hold one of its exclusive
-    values in an attribute too shared to attach by (its subnets, its client build).
-
-    Most holders of such a value tonight are the campaign's members, so the others are likely
-    its strays, but a carrier's address or a popular build can be a stranger's too: they are
-    neither the campaign's (its rules need not cover them) nor background (a rule that hits
-    them is not charged for it). The expected-background estimate still counts their kind.
-    """
-    weak = [a for a in _MERGE_ATTRIBUTES[kind] if a not in _ATTACH_ATTRIBUTES[kind]]
-    flagged = sorted(set(campaigns.loc[campaigns["flagged"], "campaign_id"]))
-    if not weak or not flagged:
-        return {}
-    ids = entities.index.astype(str)
-    group = np.full(len(entities), -1, dtype=np.int64)
-    for i, cid in enumerate(flagged):
-        group[ids.isin(pd.Index(members[cid]).astype(str))] = i
-    found = attach_noise(
-        _without_public_providers(kind, entities),
-        group,
-        {i: [i] for i in range(len(flagged))},
-        weak,
-        rounds=1,
-    )
-    return {flagged[i]: ids[pos].to_numpy() for i, pos in found.items()}
 
 
 def _impurities(
@@ -497,14 +418,6 @@ def _impurities(
         core = is_member & holds
         if core.any() and core.sum() < is_member.sum():
             out[cid] = ids[is_member & ~holds].to_numpy()
-    return out
-
-
-def _merge_ids(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for part in parts:
-        for cid, v in part.items():
-            out[cid] = np.concatenate([out[cid], v]) if cid in out else v
     return out
 
 

@@ -26,7 +26,6 @@ import pandas as pd
 
 from clustering.attributes import compute_attributes
 from clustering.entities import (
-    DEFAULT_FEATURES,
     PROFILE_ATTRIBUTES,
     entity_keys,
     entity_table,
@@ -35,6 +34,7 @@ from clustering.entities import (
 from clustering.features import build_features
 from clustering.kinds import get_kind
 from clustering.profiles import cluster_profiles
+from clustering.risk_features import features_for, with_known_risk_classes
 from pipelines.readers import read_events
 
 log = logging.getLogger(__name__)
@@ -506,11 +506,12 @@ def run_features(run: Run, kind: str) -> RunFeatures:
 
     Reads the events the run read (``run.json`` inputs), then
     :func:`clustering.attributes.compute_attributes`, :func:`clustering.entities.entity_table`
-    and :func:`clustering.features.build_features` with the kind's default features and the
+    and :func:`clustering.features.build_features` with the kind's features
+    (:func:`clustering.risk_features.features_for`, known-risk classes included) and the
     run's seed: the same matrix the clustering saw, for the same inputs and code version.
     """
-    entities = run.entities(kind)
-    X, names = build_features(entities, DEFAULT_FEATURES[kind], random_state=run.seed)
+    entities = with_known_risk_classes(kind, run.entities(kind))
+    X, names = build_features(entities, features_for(kind, entities), random_state=run.seed)
     a = run.assignments[run.assignments["kind"] == kind].set_index("entity_id")
     ids = entities.index.astype(str)
     missing = int((~ids.isin(a.index)).sum())

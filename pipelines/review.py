@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.export import allowlist_entries
-from anomaly.label_model import LabelModel, evidence_frame, evidence_records, test_decision
+from anomaly.label_model import LabelModel, coordination_decision, evidence_frame, evidence_records
 from anomaly.lifecycle import AuditEvent
 from anomaly.rules import Rule
 from clustering.kinds import get_kind, get_spec
@@ -739,7 +739,7 @@ def campaign_evidence(kind: str, campaigns: pd.DataFrame, scored: pd.DataFrame) 
     c = campaigns[["campaign_id", "cluster_id"]].copy()
     c["cluster_id"] = c["cluster_id"].astype("int64")
     c = c[c["cluster_id"].isin(scored.index)]
-    c["test"] = test_decision(scored).reindex(c["cluster_id"]).to_numpy(dtype=bool)
+    c["test"] = coordination_decision(scored).reindex(c["cluster_id"]).to_numpy(dtype=bool)
     score = pd.to_numeric(scored["score"], errors="coerce").reindex(c["cluster_id"])
     c["score"] = score.fillna(-1.0).to_numpy(dtype=np.float64)
     c = c.sort_values(
@@ -757,15 +757,30 @@ def campaign_evidence(kind: str, campaigns: pd.DataFrame, scored: pd.DataFrame) 
     )
 
 
-def _labelled_campaigns(store: Store, kind: str) -> tuple[dict[str, list[str]], int]:
-    """The latest ``abuse`` and ``benign`` labels of ``kind``'s campaigns, and the number of
-    campaigns whose latest label is ``unsure`` (left out)."""
+def _labelled_campaigns(store: Store, kind: str) -> dict[str, list[str]]:
+    """The campaigns of ``kind`` by their latest label (``abuse``, ``benign``, ``unsure``)."""
     latest = campaign_labels(store, kind)
-    out = {
-        lab: sorted(latest.loc[latest["label"] == lab, "target_id"].astype(str))
-        for lab in LABEL_CLASSES
+    return {
+        lab: sorted(latest.loc[latest["label"] == lab, "target_id"].astype(str)) for lab in LABELS
     }
-    return out, int((latest["label"] == "unsure").sum())
+
+
+def _anchors(
+    store: Store, kind: str, since: str, before: str, leave_out: list[str]
+) -> pd.DataFrame:
+    """The latest evidence of every campaign of nights ``[since, before)`` but ``leave_out``."""
+    ev = store.query(
+        """
+        SELECT campaign_id, evidence FROM (
+            SELECT *, row_number() OVER (PARTITION BY campaign_id ORDER BY date DESC) AS k
+            FROM campaign_evidence
+            WHERE kind = ? AND date >= ? AND date < ?
+              AND NOT list_contains(?::VARCHAR[], campaign_id)
+        ) WHERE k = 1 ORDER BY campaign_id
+        """,
+        [kind, since, before, leave_out],
+    )
+    return evidence_frame([json.loads(e) for e in ev["evidence"]])
 
 
 def _evidence_before(store: Store, kind: str, before: str, ids: list[str]) -> pd.DataFrame:
@@ -796,40 +811,44 @@ def fit_label_model(
     Every campaign of ``kind`` whose latest label is ``abuse`` or ``benign`` (``unsure`` ones are
     left out) contributes the evidence it stood on the last night it was seen before
     ``before`` (table ``campaign_evidence``), whatever night it was labelled on:
-    :class:`anomaly.label_model.LabelModel` (seed ``config.seed``) is fitted on those. It is
-    used only when they hold both classes; otherwise tonight's flags are the test's.
+    :class:`anomaly.label_model.LabelModel` (seed ``config.seed``) is fitted on those, anchored
+    by the test's decisions on the campaigns nobody labelled of the look-back window
+    (``config.nightly.lookback_days`` nights before ``before``, each in its latest state). It
+    is used only when the labels hold both classes; otherwise tonight's flags are the test's.
 
     Parameters
     ----------
     store : Store
     kind : str
     config : JobConfig
-        Its ``seed``.
+        Its ``seed`` and look-back window.
     before : str, optional
         YYYY-MM-DD: evidence of earlier nights only. Default: the day after the store's latest
         night (the model the next night would fit).
     labels : dict, optional
-        ``{"abuse": [campaign ids], "benign": [campaign ids]}`` instead of the store's latest
-        labels (a rerun of a night uses the labels its first run used).
+        ``{"abuse": [campaign ids], "benign": [...], "unsure": [...]}`` instead of the store's
+        latest labels (a rerun of a night uses the labels its first run used).
 
     Returns
     -------
     model : LabelModel or None
         None when no labelled campaign has evidence (nothing to fit).
     record : dict
-        ``labels`` (the ids used, by class), ``unsure_ignored``, ``trained_on`` (labelled
+        ``labels`` (the ids, by label), ``unsure_ignored``, ``trained_on`` (labelled
         campaigns with evidence, by class), ``without_evidence`` (labelled campaigns the store
         holds no evidence for before ``before``: seen only tonight or later, or timer-driven
-        pools), ``usable``, ``decision`` (in words) and ``model`` (its metadata).
+        pools), ``evidence_nights`` (campaign id -> the night its evidence is from),
+        ``anchors`` (unlabelled campaigns anchoring the fit), ``usable``, ``decision`` (in
+        words) and ``model`` (its metadata).
     """
     if before is None:
         last = store.query("SELECT max(date) AS d FROM campaigns WHERE kind = ?", [kind])["d"]
         day = Date.fromisoformat(str(last.iloc[0])) if last.notna().iloc[0] else Date.today()
         before = (day + timedelta(days=1)).isoformat()
-    unsure = 0
     if labels is None:
-        labels, unsure = _labelled_campaigns(store, kind)
-    labels = {lab: sorted(str(i) for i in labels.get(lab, [])) for lab in LABEL_CLASSES}
+        labels = _labelled_campaigns(store, kind)
+    labels = {lab: sorted(str(i) for i in labels.get(lab, [])) for lab in LABELS}
+    unsure = labels["unsure"]
     ids = sorted({i for lab in LABEL_CLASSES for i in labels[lab]})
     ev = _evidence_before(store, kind, before, ids)
     have = set(ev["campaign_id"].astype(str))
@@ -837,9 +856,13 @@ def fit_label_model(
     trained = {lab: sum(i in have for i in labels[lab]) for lab in LABEL_CLASSES}
     record: dict[str, Any] = {
         "labels": labels,
-        "unsure_ignored": unsure,
+        "unsure_ignored": len(unsure),
         "trained_on": trained,
         "without_evidence": [i for i in ids if i not in have],
+        "evidence_nights": dict(
+            zip(ev["campaign_id"].astype(str), ev["date"].astype(str), strict=True)
+        ),
+        "anchors": 0,
         "usable": False,
         "model": None,
     }
@@ -847,14 +870,18 @@ def fit_label_model(
     if len(ev):
         frame = evidence_frame([json.loads(e) for e in ev["evidence"]])
         y = ev["campaign_id"].astype(str).map(cls).to_numpy(dtype=np.int64)
-        model = LabelModel(random_state=config.seed).fit(frame, y)
+        since = Date.fromisoformat(before) - timedelta(days=config.nightly.lookback_days)
+        anchors = _anchors(store, kind, since.isoformat(), before, sorted({*ids, *unsure}))
+        record["anchors"] = len(anchors)
+        model = LabelModel(random_state=config.seed).fit(frame, y, anchors=anchors)
         record["usable"] = bool(model.usable_)
         record["model"] = model.metadata_
     n = trained["abuse"] + trained["benign"]
     if record["usable"]:
         record["decision"] = (
             f"{kind}: label model fitted on {n} labelled campaigns ({trained['abuse']} abuse, "
-            f"{trained['benign']} benign) decides tonight's flags (P(abuse) >= 0.5)"
+            f"{trained['benign']} benign), anchored by the test's decisions on "
+            f"{len(anchors)} unlabelled ones, decides tonight's flags (P(abuse) >= 0.5)"
         )
     elif n:
         one = "abuse" if trained["abuse"] else "benign"
@@ -888,7 +915,7 @@ def label_model_effect(scored: pd.DataFrame, campaigns: pd.DataFrame) -> dict[st
         test did not flag them, the model does) and ``unflagged_by_labels``.
     """
     flagged = scored["flagged"].astype(bool) if len(scored) else pd.Series(dtype=bool)
-    test = test_decision(scored) if len(scored) else flagged
+    test = coordination_decision(scored) if len(scored) else flagged
     camp_of = campaigns.set_index(campaigns["cluster_id"].astype("int64"))["campaign_id"]
 
     def named(mask: pd.Series) -> list[str]:
@@ -993,7 +1020,6 @@ def night_review(store: Store, day: str, config: JobConfig, kinds: Sequence[str]
             model, fitted[kind] = fit_label_model(
                 store, kind, cfg, before=day, labels=rec.get("labels", {})
             )
-            fitted[kind]["unsure_ignored"] = int(rec.get("unsure_ignored", 0))
         else:
             model, fitted[kind] = fit_label_model(store, kind, cfg, before=day)
         if model is not None:

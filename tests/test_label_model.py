@@ -12,10 +12,10 @@ import pytest
 
 from anomaly.label_model import (
     LabelModel,
+    coordination_decision,
     evidence_columns,
     evidence_frame,
     evidence_records,
-    test_decision,
 )
 from anomaly.scoring import CampaignScorer
 from pipelines.config import JobConfig
@@ -58,7 +58,7 @@ def test_fit_on_a_scored_frame_with_both_classes(night: dict[str, Any]) -> None:
     scored, truth = night["scored"], night["truth"]
     assert set(truth) == {0, 1}
     # the test misses some truth here: labels have something to teach
-    assert (test_decision(scored).astype(int) != truth).any()
+    assert (coordination_decision(scored).astype(int) != truth).any()
     m = LabelModel(random_state=0).fit(scored, truth)
     assert m.usable_ and m.class_counts_ == {
         "abuse": int(truth.sum()),
@@ -119,7 +119,6 @@ def test_labels_of_one_class_are_not_used(night: dict[str, Any]) -> None:
         res.entities, res.labels, res.entity_scores, risk
     )
     assert "test_flagged" not in out and (out["flagged"] == scored["flagged"]).all()
-    assert out.attrs == {} and CampaignScorer("signups").label_model is None
     none = LabelModel().fit(scored.iloc[:0], np.zeros(0, dtype=int))
     assert not none.usable_ and none.n_labels_ == 0
 
@@ -142,7 +141,7 @@ def test_seeded_fits_are_identical(night: dict[str, Any]) -> None:
     b = LabelModel(random_state=7).fit(scored, truth)
     np.testing.assert_array_equal(a.predict_proba(scored), b.predict_proba(scored))
     assert a.metadata_ == b.metadata_
-    assert a.get_params() == {"C": 1.0, "random_state": 7}
+    assert a.get_params() == {"C": 1.0, "random_state": 7, "anchor_share": 0.5}
     assert b.set_params(C=0.5).C == 0.5
     with pytest.raises(ValueError, match="unknown parameter"):
         b.set_params(penalty="l1")
@@ -179,3 +178,34 @@ def test_a_label_against_the_test_moves_that_kind_of_cluster(night: dict[str, An
     benign = truth.copy()
     benign[missed] = 0
     assert LabelModel().fit(scored, benign).predict_proba(like)[0] < 0.5
+
+
+def test_anchors_keep_the_tests_other_decisions(night: dict[str, Any]) -> None:
+    scored, truth = night["scored"], night["truth"]
+    test = coordination_decision(scored)
+    # two labels, both against the test: a flagged campaign called benign, a missed one abuse
+    # (one without a fragment twin: a twin would follow its label, as the test above shows)
+    alone_in_group = scored["group"].map(scored["group"].value_counts()) == 1
+    said_benign = int(truth.index[test & (truth == 1) & alone_in_group][-1])
+    said_abuse = int(truth.index[~test & (truth == 1)][0])
+    labels = pd.Series({said_benign: 0, said_abuse: 1})
+    others = scored.drop(labels.index)
+    alone = LabelModel().fit(scored.loc[labels.index], labels)
+    moved = (alone.predict_proba(others) >= 0.5) != test.drop(labels.index).to_numpy()
+    assert moved.any()  # the labels alone move clusters they say nothing about
+    anchored = LabelModel().fit(scored.loc[labels.index], labels, anchors=others)
+    assert anchored.n_anchors_ == len(others) and anchored.metadata_["anchors"] == len(others)
+    p = anchored.predict_proba(scored)
+    decided = pd.Series(p >= 0.5, index=scored.index)
+    # the labelled clusters go the labels' way, every other one keeps the test's decision
+    assert not decided[said_benign] and decided[said_abuse]
+    assert (decided.drop(labels.index) == test.drop(labels.index)).all()
+    with pytest.raises(ValueError, match="anchor_share"):
+        LabelModel(anchor_share=1.0).fit(scored.loc[labels.index], labels, anchors=others)
+    # no anchor weight: the labels alone
+    np.testing.assert_allclose(
+        LabelModel(anchor_share=0)
+        .fit(scored.loc[labels.index], labels, anchors=others)
+        .predict_proba(scored),
+        alone.predict_proba(scored),
+    )

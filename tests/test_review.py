@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from anomaly.export import load_bundle
+from anomaly.label_model import evidence_frame
 from anomaly.rules import Rule
 from pipelines import cli_label
 from pipelines.config import JobConfig
@@ -24,14 +25,14 @@ from pipelines.review import (
     allowlists,
     campaign_labels,
     entity_labels,
+    fit_label_model,
     label_campaign,
     label_entity,
     remove_allowlist,
     review_rule,
     rule_decisions,
-    threshold_adjustments,
 )
-from pipelines.store import MIGRATIONS, Store, store_lock
+from pipelines.store import MIGRATIONS, SCHEMA_VERSION, Store, store_lock
 from pipelines.synthetic import generate, write_synthetic
 
 NIGHT = "2026-11-01"
@@ -210,7 +211,7 @@ def test_rule_decisions_come_with_migration_2(tmp_path: Path) -> None:
         tables = set(s.query("SELECT table_name FROM information_schema.tables")["table_name"])
         assert "rule_decisions" not in tables
     with Store(path) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == SCHEMA_VERSION
         assert len(s.query("SELECT * FROM campaigns")) == 8  # the night is still there
         row = review_rule(s, "r-1", "approve", "alice", "checked", at="2026-11-02T09:00:00Z")
         assert row["applied_date"] is None
@@ -286,39 +287,89 @@ def test_decisions_hold_on_later_nights() -> None:
     assert [d["outcome"] for d in lc.decided] == ["superseded by a later decision", "enforce"]
 
 
-# -------------------------------------------------------------------------- thresholds
+# ------------------------------------------------------------------------- label model
 
 
-def test_labels_move_the_entity_floor_within_bounds(store: Store) -> None:
+def _evidence(cid: str, flagged: bool, strength: float, date: str = NIGHT) -> dict[str, Any]:
+    """A campaign_evidence row as a night writes it (anomaly.label_model.evidence_records)."""
+    ev = {
+        "network": strength,
+        "identity": strength / 2,
+        "network_log10p": 40.0 * strength,
+        "families_owned": 2.0 if flagged else 0.0,
+        "entity_score_auc": None,  # not measured that night
+        "risk": float(flagged),
+        "flagged": flagged,
+    }
+    return {
+        "date": date,
+        "kind": "signups",
+        "campaign_id": cid,
+        "cluster_id": 0,
+        "evidence": json.dumps(ev, sort_keys=True),
+    }
+
+
+def _with_evidence(store: Store) -> None:
+    """Night 1 again, with the evidence of its campaigns (u-3 has none: a timer pool)."""
+    rows = [_evidence(f"f-{i}", True, 0.9 - 0.05 * i) for i in range(4)]
+    rows += [_evidence(f"u-{i}", False, 0.1 + 0.05 * i) for i in range(3)]
+    tables = {
+        t: store.query(f"SELECT * FROM {t} WHERE date = ?", [NIGHT])
+        for t in ("campaigns", "assignments", "rules")
+    }
+    store.replace_night(NIGHT, {**tables, "campaign_evidence": pd.DataFrame(rows)})
+
+
+def test_labels_train_the_next_nights_label_model(store: Store) -> None:
+    _with_evidence(store)
     cfg = JobConfig()
-    base = cfg.signups.entity_floor
-    t = threshold_adjustments(store, "signups", cfg)
-    assert t["entity_floor"] == base and "entity_floor stays 0.6" in t["reason"]
+    model, rec = fit_label_model(store, "signups", cfg)  # the night after the latest
+    assert model is None and not rec["usable"]
+    assert "no labelled campaign with evidence before 2026-11-02" in rec["decision"]
+    # labels of one class: fitted, not used, the test's decision stands
     label_campaign(store, "signups", "f-0", "benign", "alice")
-    label_campaign(store, "signups", "f-1", "benign", "alice")
-    label_campaign(store, "signups", "u-0", "benign", "alice")  # not flagged: no false positive
-    t = threshold_adjustments(store, "signups", cfg)
-    assert t["entity_floor"] == pytest.approx(base * 1.5)
-    assert "2 of 4 flagged campaigns labelled benign (50%)" in t["reason"]
-    assert "on 2026-11-01 to 2026-11-01: entity_floor 0.6 x 1.500 = 0.9" in t["reason"]
-    label_campaign(store, "signups", "u-1", "abuse", "alice")  # a miss pulls the other way
-    t = threshold_adjustments(store, "signups", cfg)
-    assert t["entity_floor"] == pytest.approx(base * 1.25)
-    assert "1 of 4 unflagged labelled abuse (25%)" in t["reason"]
-    for cid in ("f-2", "f-3"):
-        label_campaign(store, "signups", cid, "benign", "alice")
-    label_campaign(store, "signups", "u-1", "unsure", "alice")
-    t = threshold_adjustments(store, "signups", cfg)  # every flagged one benign: +100%
-    assert t["entity_floor"] == pytest.approx(base * 1.5) and "bounded to ±50%" in t["reason"]
-    for cid in ("f-0", "f-1", "f-2", "f-3"):
-        label_campaign(store, "signups", cid, "abuse", "alice")
-    for cid in ("u-0", "u-1", "u-2", "u-3"):
-        label_campaign(store, "signups", cid, "abuse", "alice")
-    t = threshold_adjustments(store, "signups", cfg)
-    assert t["entity_floor"] == pytest.approx(base * 0.5)
-    # the window is the look-back before the night: a night later than it sees nothing
-    t = threshold_adjustments(store, "signups", cfg, before="2026-11-20")
-    assert t["entity_floor"] == base and "on no nights" in t["reason"]
+    label_campaign(store, "signups", "f-1", "unsure", "alice")
+    model, rec = fit_label_model(store, "signups", cfg)
+    assert model is not None and not model.usable_ and not rec["usable"]
+    assert rec["labels"] == {"abuse": [], "benign": ["f-0"], "unsure": ["f-1"]}
+    assert rec["unsure_ignored"] == 1 and rec["trained_on"] == {"abuse": 0, "benign": 1}
+    assert "all benign" in rec["decision"] and "test's decision stands" in rec["decision"]
+    # both classes: used; a campaign without stored evidence is named, not guessed
+    label_campaign(store, "signups", "u-0", "abuse", "bob")
+    label_campaign(store, "signups", "u-3", "abuse", "bob")
+    model, rec = fit_label_model(store, "signups", cfg)
+    assert model is not None and model.usable_ and rec["usable"]
+    assert model.random_state == cfg.seed
+    assert rec["trained_on"] == {"abuse": 1, "benign": 1}
+    assert rec["without_evidence"] == ["u-3"]
+    assert rec["evidence_nights"] == {"f-0": NIGHT, "u-0": NIGHT}
+    # anchors: the campaigns nobody labelled (f-1 is unsure: left out too)
+    assert rec["anchors"] == 4 and rec["model"]["anchors"] == 4
+    assert rec["model"]["used"] and set(rec["model"]["weights"]) >= {"network", "test_decision"}
+    assert "fitted on 2 labelled campaigns (1 abuse, 1 benign)" in rec["decision"]
+    night = store.query("SELECT campaign_id, evidence FROM campaign_evidence ORDER BY 1")
+    frame = evidence_frame([json.loads(e) for e in night["evidence"]])
+    p = dict(zip(night["campaign_id"], model.predict_proba(frame), strict=True))
+    assert p["f-0"] < 0.5 and p["u-0"] >= 0.5  # the labels' way
+    # only evidence of nights before the one scored counts, and each campaign's latest
+    assert fit_label_model(store, "signups", cfg, before=NIGHT)[0] is None
+    later = "2026-11-05"
+    moved = pd.DataFrame([_evidence("f-0", False, 0.0, later)])
+    store.replace_night(later, {"campaign_evidence": moved})
+    model, rec = fit_label_model(store, "signups", cfg, before="2026-11-06")
+    assert rec["evidence_nights"] == {"f-0": later, "u-0": NIGHT}
+    assert rec["anchors"] == 4
+    # the look-back window bounds the anchors, not the labels: labels are kept for good
+    model, rec = fit_label_model(store, "signups", cfg, before="2026-11-12")
+    assert rec["anchors"] == 0 and rec["trained_on"] == {"abuse": 1, "benign": 1}
+    assert model is not None and model.usable_
+    # a rerun's labels, given: the store's later labels do not count
+    model, rec = fit_label_model(
+        store, "signups", cfg, before="2026-11-02", labels={"benign": ["f-0"]}
+    )
+    assert rec["labels"] == {"abuse": [], "benign": ["f-0"], "unsure": []}
+    assert not rec["usable"] and rec["anchors"] == 6  # u-0 and f-1 are anchors now
 
 
 # ------------------------------------------------------------------------------- CLI
@@ -395,6 +446,18 @@ def test_the_next_night_applies_labels_allowlists_and_decisions(tmp_path: Path) 
         )
         benign = str(camps["campaign_id"].iloc[0])
         label_campaign(s, "signups", benign, "benign", "alice", note="partner signups")
+        # a campaign the test missed (most of its members are planted campaign accounts), as
+        # an analyst finds it by hand: abuse
+        truth = pd.read_parquet(inputs / "labels" / "signups.parquet").set_index("account_id")
+        members = s.query(
+            "SELECT a.entity_id, a.campaign_id FROM assignments a JOIN campaigns c "
+            "USING (date, kind, campaign_id) WHERE a.kind = 'signups' AND NOT c.flagged"
+        )
+        members["planted"] = members["entity_id"].map(truth["label"]) == "campaign"
+        share = members.groupby("campaign_id")["planted"].agg(["mean", "size"])
+        missed = share[(share["mean"] > 0.5) & (share["size"] >= 10)].sort_values("size")
+        abuse = str(missed.index[-1])
+        label_campaign(s, "signups", abuse, "abuse", "bob", note="one device farm")
         domain = allowlist_candidates(s, "signups").query("list == 'domains'")["value"].iloc[0]
         assert add_allowlist(s, "signups", "domains", domain, "alice", "partner's domain")
         rules = s.query(
@@ -442,9 +505,39 @@ def test_the_next_night_applies_labels_allowlists_and_decisions(tmp_path: Path) 
     review = record["nightly"]["review"]
     assert review["allowlists"] == {"signups": {"domains": [domain]}}
     assert review["labels"]["signups"]["campaign"]["benign"] == 1
-    floor = review["thresholds"]["signups"]
-    assert floor["entity_floor"] > floor["configured"] == cfg.signups.entity_floor
-    assert record["parameters"]["signups"]["entity_floor"] == floor["entity_floor"]
+    # the labels train night 2's label model; the configured test is left alone
+    assert "thresholds" not in review
+    assert record["parameters"]["signups"]["fdr"] == cfg.signups.fdr
+    lm = review["label_model"]["signups"]
+    assert lm["usable"] and lm["trained_on"] == {"abuse": 1, "benign": 1}
+    assert lm["labels"] == {"abuse": [abuse], "benign": [benign], "unsure": []}
+    assert lm["evidence_nights"] == {abuse: night1, benign: night1}
+    assert lm["anchors"] > 0 and "decides tonight's flags" in lm["decision"]
+    assert record["detectors"]["signups"]["campaign_detector"]["label_model"]["used"]
+    effect = lm["effect"]
+    # the missed farm continues tonight and is flagged by its label; the campaign labelled
+    # benign is not flagged any more; the test's strongest campaigns stay flagged
+    assert abuse in effect["flagged_by_labels"]
+    assert benign in effect["unflagged_by_labels"]
+    assert effect["changed"] >= 2 and effect["flagged"] >= 3
+    # senders have no labels: the test decides, and the record says so
+    sl = review["label_model"]["senders"]
+    assert not sl["usable"] and sl["model"] is None and "the test decides" in sl["decision"]
+    assert sl["effect"]["changed"] == 0
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        night2_camps = con.execute(
+            "SELECT c.campaign_id, c.flagged, e.evidence FROM campaigns c LEFT JOIN "
+            "campaign_evidence e USING (date, kind, campaign_id) "
+            "WHERE c.date = ? AND c.kind = 'signups'",
+            [night2],
+        ).df()
+    finally:
+        con.close()
+    # every campaign's evidence is kept for the next night, with the test's own decision
+    assert night2_camps["evidence"].notna().all()
+    stored = night2_camps.set_index("campaign_id")
+    assert stored.loc[abuse, "flagged"] and not json.loads(stored.loc[abuse, "evidence"])["flagged"]
     assert [(d["rule_id"], d["outcome"]) for d in review["decisions"]] == [
         (approved, "enforce"),
         (rejected, "disabled"),

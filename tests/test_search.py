@@ -19,9 +19,9 @@ from anomaly.campaign_rules import campaign_id_for, rule_id_for
 from anomaly.rules import Rule, evaluate
 from clustering import search as search_module
 from clustering.attributes import compute_attributes
-from clustering.entities import DEFAULT_FEATURES
 from clustering.features import build_features
 from clustering.hdbscan_graph import GraphHDBSCAN
+from clustering.risk_features import features_for
 from clustering.search import (
     SearchError,
     candidate_rule,
@@ -78,7 +78,7 @@ def test_every_run_saves_a_deterministic_search_index(world: dict[str, Any]) -> 
     meta = json.loads((world["run"] / "search" / "signups.json").read_text())
     assert meta["n"] == 3000 and meta["index_type"] == "IndexFlatL2"
     entities = world["result"].kinds["signups"].entities
-    assert meta["feature_names"] == build_features(entities, DEFAULT_FEATURES["signups"])[1]
+    assert meta["feature_names"] == build_features(entities, features_for("signups", entities))[1]
     assert meta["index_source"] == "clusterer"
     ents = pd.read_parquet(world["run"] / "search" / "signups.entities.parquet")
     assignments = pd.read_parquet(world["run"] / "assignments.parquet")
