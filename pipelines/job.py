@@ -134,12 +134,19 @@ class RunResult:
 def _behaviour(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     """What the entity-level detectors see: each entity's own behaviour.
 
-    Not how many others share its subnet or device tonight (the spec's ``velocity``): that is
-    coordination, which the coordination test already counts; as risk it would count twice
-    and make every crowd, a campus behind one NAT included, look risky for being a crowd.
+    How many other entities share its device or mailbox tonight (the spec's ``pivots``) is
+    the entity's own: a person rarely opens several accounts on one phone. How many share
+    its subnet, client build or mail domain is not: that is a crowd, which the coordination
+    test already counts; as risk it would count twice and make every crowd, a campus behind
+    one NAT included, look risky for being a crowd.
     """
     cols = {c: entities[c] for c in _BEHAVIOUR[kind] if c in entities}
-    return pd.DataFrame(cols, index=entities.index)
+    frame = pd.DataFrame(cols, index=entities.index)
+    for col in _PIVOT_ATTRIBUTES[kind]:
+        if col in entities:
+            counts = entities[col].map(entities[col].value_counts(dropna=True))
+            frame[f"{col}_count"] = np.log1p(pd.to_numeric(counts, errors="coerce").fillna(0))
+    return frame
 
 
 def detect(

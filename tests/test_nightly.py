@@ -127,7 +127,14 @@ def test_a_rerun_gives_the_same_bytes_and_replaces_its_records(
         try:
             return [
                 con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                for t in ("runs", "assignments", "campaigns", "campaign_evidence", "rules")
+                for t in (
+                    "runs",
+                    "assignments",
+                    "campaigns",
+                    "campaign_evidence",
+                    "rules",
+                    "rule_nights",
+                )
             ]
         finally:
             con.close()
