@@ -228,13 +228,13 @@ def test_unsure_rows_are_neither_campaign_nor_background() -> None:
     assert not charged or charged[0].false_positives > 0
 
 
-def _guarded(n_campaign: int) -> list[Any]:
+def _guarded(n_campaign: int, n_background: int = 5000) -> list[Any]:
     from datetime import datetime
 
     from anomaly.campaign_rules import Guard, rules_for_campaigns
 
     attrs, pos = _attrs()
-    keep = np.r_[np.flatnonzero(~pos), np.flatnonzero(pos)[:n_campaign]]
+    keep = np.r_[np.flatnonzero(~pos)[:n_background], np.flatnonzero(pos)[:n_campaign]]
     attrs, pos = attrs.iloc[keep].reset_index(drop=True), pos[keep]
     ids = pd.Series([f"e{i}" for i in range(len(attrs))])
     campaigns = pd.DataFrame({"campaign_id": ["c1"], "flagged": [True]})
@@ -260,3 +260,12 @@ def test_a_small_clean_campaign_is_enforced_like_a_large_one() -> None:
         assert rules and rules[0].backtest["background_hits"] == 0
         assert rules[0].mode == "enforce", (n, rules[0].provenance["shadow_reasons"])
         assert rules[0].backtest["precision_lower"] < 1.0  # still reported
+
+
+def test_a_clean_rule_on_a_small_night_is_enforced() -> None:
+    # 0 hits in 1,500 background rows: the 0.999 bound would need 3,840 rows to be met,
+    # a statement about the night's size, so the near-miss estimate decides
+    rules = _guarded(40, n_background=1500)
+    assert rules and rules[0].backtest["background_hits"] == 0
+    assert rules[0].backtest["background_lower"] < 0.999
+    assert rules[0].mode == "enforce", rules[0].provenance["shadow_reasons"]
