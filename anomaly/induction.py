@@ -284,12 +284,14 @@ class GreedyRuleInducer:
         counts = frame.groupby("v", sort=False)["n"].sum().reset_index()
         counts = counts.sort_values(["n", "v"], ascending=[False, True], kind="stable")
         total = float(counts["n"].sum())
-        # A value one entity holds is that entity's, not the campaign's: where the values the
-        # campaign shares (a device pool) already cover enough of it, the strays swept in
-        # with it do not get their own values listed.
+        # A value one entity holds is that entity's, not the campaign's: a list of them (the
+        # members' own mailboxes, tonight's one-use devices) memorises tonight's members and
+        # blocks nobody tomorrow. Only values the campaign shares are listed, and they must
+        # cover enough of it.
         shared = counts[counts["n"] > 1 + 1e-9]
-        if len(shared) < len(counts) and shared["n"].sum() >= self.min_recall * total:
-            counts = shared
+        if shared["n"].sum() < self.min_recall * total:
+            return None
+        counts = shared
         cum = counts["n"].cumsum().to_numpy()
         need = int(np.searchsorted(cum, self.value_coverage * total - 1e-9) + 1)
         need = min(need, len(counts))

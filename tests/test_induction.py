@@ -269,3 +269,16 @@ def test_a_clean_rule_on_a_small_night_is_enforced() -> None:
     assert rules and rules[0].backtest["background_hits"] == 0
     assert rules[0].backtest["background_lower"] < 0.999
     assert rules[0].mode == "enforce", rules[0].provenance["shadow_reasons"]
+
+
+def test_a_list_of_values_each_member_holds_alone_is_no_rule() -> None:
+    # every member has its own mailbox: listing them memorises tonight's members
+    attrs, pos = _attrs()
+    own = pd.Series([f"user{i}@x{i % 3}.top" for i in range(len(attrs))], dtype="string")
+    ind = GreedyRuleInducer("signups")
+    w = np.ones(len(attrs))
+    assert ind._in_candidate("email_canonical", 2, own, w, pos) is None
+    # a value the members share is listed
+    shared = attrs["email_domain"]
+    cand = ind._in_candidate("email_domain", 2, shared, w, pos)
+    assert cand is not None and sorted(cand.condition["values"]) == ["x0.top", "x1.top", "x2.top"]
