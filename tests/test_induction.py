@@ -274,6 +274,7 @@ def test_a_clean_rule_on_a_small_night_is_enforced() -> None:
 def test_a_list_of_values_each_member_holds_alone_is_no_rule() -> None:
     # every member has its own mailbox: listing them memorises tonight's members
     attrs, pos = _attrs()
+    pos = pos & (np.cumsum(pos) <= 30)  # a campaign small enough for a full list
     own = pd.Series([f"user{i}@x{i % 3}.top" for i in range(len(attrs))], dtype="string")
     ind = GreedyRuleInducer("signups")
     w = np.ones(len(attrs))
