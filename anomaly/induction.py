@@ -224,8 +224,9 @@ class GreedyRuleInducer:
                     rule = robust
                     break
             rules.append(rule)
-            # margins count too: a rotated margin value takes its rule down as surely
-            families = {self._family(a) for a in rule.attributes}
+            # the rule's signal; margins may repeat across a campaign's rules (a margin drawn
+            # only from families the rule's core avoids would memorise tonight's members)
+            families = {self._family(a) for a in rule.core_attributes}
             used_families |= families
             relied = families if relied is None else relied & families
             ctx.used.update(rule.core_attributes)
@@ -397,7 +398,6 @@ class GreedyRuleInducer:
             for c in ctx.candidates
             if c.attr not in _ROTATED_FIRST[ctx.kind]
             and c.attr not in ctx.used
-            and self._family(c.attr) not in ctx.avoid
             and len(c.condition.get("values", ())) <= _MAX_MARGIN_VALUES
         ]
         cur = np.logical_and.reduce([c.mask for c in chosen])

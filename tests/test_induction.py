@@ -194,7 +194,7 @@ def test_a_campaigns_rules_do_not_all_lean_on_one_family() -> None:
     attrs, pos = _attrs()
     rules = GreedyRuleInducer("signups", n_rules=3).induce(attrs, pos)
     assert len(rules) >= 2
-    families = [_families(r.attributes) for r in rules]
+    families = [_families(r.core_attributes) for r in rules]
     shared_by_all = set.intersection(*families)
     assert not shared_by_all, f"every rule uses {shared_by_all}: one rotation takes them all"
     # the second rule uses none of the first rule's families where it can
