@@ -226,7 +226,7 @@ class LabelModel:
             coef = self.model_[-1].coef_[0]
             names = [*self.columns_, "test_decision"]
             weights = {n: round(float(w), 4) for n, w in zip(names, coef, strict=True)}
-        self.metadata_ = {
+        self.metadata_: dict[str, Any] = {
             "model": "logistic regression (standardised evidence, balanced classes, anchored "
             "by the test's decisions on unlabelled clusters)",
             "C": self.C,

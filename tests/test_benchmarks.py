@@ -212,3 +212,61 @@ def test_quality_spamassassin_quick_on_the_real_senders() -> None:
     sec = json.loads(run.stdout)["sections"]["spamassassin"]
     _check_spamassassin(sec, {"seeded_half"})  # --quick: no split by time
     assert (sec["messages"], sec["spam_messages"]) == (3000, 500)
+
+
+def test_label_quality_quick_on_synthetic_signups() -> None:
+    cmd = [sys.executable, "benchmarks/label_quality.py", "--quick"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    doc = json.loads(run.stdout)
+    assert list(doc)[:3] == ["misses", "no_effect", "labels_not_followed"]  # costs first
+    (name,) = doc["sets"]
+    res = doc["sets"][name]
+    assert res["status"] == "ok" and res["clusters"] >= 5
+    assert set(res["samplers"]) == {"top", "flagged_and_near_misses"}
+    order = [c["score"] for c in res["review_order"]]
+    assert order == sorted(order, reverse=True)
+    for sampler, per_k in res["samplers"].items():
+        assert set(per_k) == {"0", "5", "20"}
+        for k in ("5", "20"):
+            r = per_k[k]
+            assert r["labelled"]["clusters"] == min(int(k), res["clusters"])
+            assert r["labelled"]["abuse"] + r["labelled"]["benign"] == r["labelled"]["clusters"]
+            assert r["same_clusters"]  # labels change flags, never the clustering
+            test = {k: v for k, v in r["overall"]["test"].items() if k != "entities_in_flagged"}
+            assert test == {k: res["test"][k] for k in ("precision", "recall")}
+            for scope in ("overall", "unlabelled"):
+                for fig in ("precision", "recall"):
+                    for who in ("test", "with_labels"):
+                        v = r[scope][who][fig]
+                        assert v is None or 0 <= v <= 1
+            if not r["model"]["used"]:  # one class: the test's flags, and said so
+                assert r["overall"]["with_labels"] == r["overall"]["test"]
+                assert not r["changed_clusters"]
+                assert {"set": name, "sampler": sampler, "k": int(k)}.items() <= next(
+                    u for u in doc["no_effect"] if (u["sampler"], u["k"]) == (sampler, int(k))
+                ).items()
+    # the top of the list is the planted campaigns: five labels of one class teach nothing
+    assert not res["samplers"]["top"]["5"]["model"]["used"]
+    # flags and near misses hold both classes: the missed campaign below the flags is
+    # labelled abuse and flagged by its label
+    near = res["samplers"]["flagged_and_near_misses"]["5"]
+    assert near["model"]["used"] and near["labelled"]["benign"] >= 1
+    assert any(
+        c["labelled"] and not c["test_flagged"] and c["flagged"] and c["abuse_share"] > 0.5
+        for c in near["changed_clusters"]
+    )
+    for m in doc["misses"]:
+        assert m["with_labels"] is None or m["test"] is None or m["with_labels"] < m["test"]
+    for c in doc["labels_not_followed"]:
+        assert (c["label"] == "abuse") != c["flagged"]
+
+
+def test_label_quality_skips_missing_data(tmp_path: Path) -> None:
+    cmd = [sys.executable, "benchmarks/label_quality.py", "--data", str(tmp_path / "absent")]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    doc = json.loads(run.stdout)
+    assert set(doc["sets"]) == {"spamassassin", "cresci", "sms", "enron"}
+    assert {s["status"] for s in doc["sets"].values()} == {"skipped"}
+    assert doc["misses"] == [] and doc["no_effect"] == [] and doc["labels_not_followed"] == []
