@@ -224,9 +224,10 @@ class GreedyRuleInducer:
                     rule = robust
                     break
             rules.append(rule)
-            # the rule's signal; margins may repeat across a campaign's rules (a margin drawn
-            # only from families the rule's core avoids would memorise tonight's members)
-            families = {self._family(a) for a in rule.core_attributes}
+            # margins count here (a rotated margin value takes its rule down as surely), but
+            # are drawn from any family: a margin kept from every family the core avoids
+            # memorised tonight's members
+            families = {self._family(a) for a in rule.attributes}
             used_families |= families
             relied = families if relied is None else relied & families
             ctx.used.update(rule.core_attributes)
