@@ -683,7 +683,8 @@ def _backtest_frame(bundle: dict[str, Any], campaign_id: str) -> pd.DataFrame:
         bt = dict(r.get("backtest", {}))
         earlier = bt.pop("earlier_days", [])
         rows.append({"rule_id": r.get("id"), **bt, "earlier_days": len(earlier)})
-    return pd.DataFrame(rows)
+    # a flagged campaign may have no rule (none precise enough): an empty frame, same columns
+    return pd.DataFrame(rows, columns=None if rows else ["rule_id", "earlier_days"])
 
 
 def _parse_top(clusters: pd.DataFrame) -> pd.DataFrame:
