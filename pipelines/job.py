@@ -409,16 +409,22 @@ def _impurities(
         if a in entities
     ]
     out: dict[str, np.ndarray] = {}
+    flagged = sorted(set(campaigns.loc[campaigns["flagged"], "campaign_id"]))
+    if not flagged:
+        return out
     ids = entities.index.astype(str)
-    for cid in sorted(set(campaigns.loc[campaigns["flagged"], "campaign_id"])):
+    # value codes and holder counts once per attribute, not once per campaign (1M entities)
+    coded = []
+    for a in primary:
+        codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
+        ok = codes >= 0
+        coded.append((codes, ok, np.bincount(codes[ok], minlength=1)))
+    for cid in flagged:
         is_member = ids.isin(pd.Index(members[cid]).astype(str))
         holds = np.zeros(len(entities), dtype=bool)
-        for a in primary:
-            codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
-            ok = codes >= 0
+        for codes, ok, total in coded:
             if not (ok & is_member).any():
                 continue
-            total = np.bincount(codes[ok])
             inside = np.bincount(codes[ok & is_member], minlength=len(total))
             theirs = (inside >= MIN_SHARED) & (inside >= OWNED * total)
             holds |= ok & theirs[np.maximum(codes, 0)]
