@@ -93,17 +93,20 @@ def merge_flagged(
         counts = counts[flagged_total >= exclusive * totals[counts["v"].to_numpy()]]
         # Two clusters join when the exclusive values they share cover enough of each
         # *together*: a pool of 25 devices splits any cluster into small shares per device.
-        shared: dict[tuple[int, int], list[int]] = {}
-        for _, group in counts.groupby("v"):
-            held = sorted(zip(group["c"].astype(int), group["n"].astype(int), strict=True))
-            for i, (a, na) in enumerate(held):
-                for b, nb in held[i + 1 :]:
-                    acc = shared.setdefault((a, b), [0, 0])
-                    acc[0] += na
-                    acc[1] += nb
-        for (a, b), (na, nb) in sorted(shared.items()):
-            if na >= coverage * sizes[a] and nb >= coverage * sizes[b]:
-                union(a, b)
+        counts = counts[counts.groupby("v")["c"].transform("size").to_numpy() >= 2]
+        if counts.empty:
+            continue
+        pairs = counts.merge(counts, on="v", suffixes=("_a", "_b"))
+        pairs = pairs[pairs["c_a"].to_numpy() < pairs["c_b"].to_numpy()]
+        shared = pairs.groupby(["c_a", "c_b"], sort=True)[["n_a", "n_b"]].sum()
+        a_ids = shared.index.get_level_values(0).to_numpy()
+        b_ids = shared.index.get_level_values(1).to_numpy()
+        ok = (shared["n_a"].to_numpy() >= coverage * sizes.reindex(a_ids).to_numpy()) & (
+            shared["n_b"].to_numpy() >= coverage * sizes.reindex(b_ids).to_numpy()
+        )
+        # components (and so group ids) do not depend on the order of the unions
+        for a, b in zip(a_ids[ok].tolist(), b_ids[ok].tolist(), strict=True):
+            union(int(a), int(b))
     groups = {c: find(c) for c in parent}
     return {c: g for c, g in groups.items() if g in flagged_set}
 

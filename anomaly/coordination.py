@@ -107,6 +107,26 @@ class FamilyEvidence:
 MIN_SHARED = 3
 
 
+def _log10_tail(k: np.ndarray, n_total: int, holders: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """log10 P(K >= k) for K ~ Hypergeom(n_total, holders, size).
+
+    SciPy's ``logsf`` sums the pmf term by term (about 27 s for a million-entity night);
+    its ``sf`` is Boost's, 160 times faster and exact down to double precision's floor.
+    Below that floor the tail is dominated by its first term: ``logpmf(k)`` is a lower bound
+    on ``log10 P(K >= k)`` there, short of it by ``log10(1 / (1 - r))`` for a term ratio
+    ``r`` (at most 0.14 on a million-entity night): it never overstates the evidence, and
+    such a p-value passes any error rate anyway.
+    """
+    sf = stats.hypergeom.sf(k - 1, n_total, holders, size)
+    with np.errstate(divide="ignore"):
+        out = np.log10(sf)
+    deep = ~(sf > 1e-280)
+    if deep.any():
+        lpmf = stats.hypergeom.logpmf(k[deep], n_total, holders[deep], size[deep]) / np.log(10)
+        out[deep] = np.where(np.isfinite(lpmf), lpmf, -1e300)
+    return np.minimum(np.where(np.isfinite(out), out, -1e300), 0.0)
+
+
 def _sharing(
     labels: np.ndarray, codes: np.ndarray, clusters: np.ndarray, sizes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -133,9 +153,7 @@ def _sharing(
     excl = np.bincount(g, weights=kk / sizes[g] * kk / totals[c], minlength=len(clusters)).astype(
         np.float64
     )
-    # P(K >= k) for K ~ Hypergeom(N, holders, cluster size): logsf(k - 1)
-    lp = stats.hypergeom.logsf(kk - 1, n_total, totals[c], sizes[g]) / np.log(10)
-    lp = np.where(np.isfinite(lp), lp, -1e300)
+    lp = _log10_tail(kk, n_total, totals[c], sizes[g])
     n_values = np.bincount(g, minlength=len(clusters))
     best = np.full(len(clusters), np.inf)
     np.minimum.at(best, g, lp)
@@ -197,26 +215,26 @@ def value_groups(
         keep = (n_clusters >= 2) & (2 * held >= total)
         # the joining values must be what both fragments are made of: together they cover
         # most of each (a device pool of 40 ids covers a fragment only all together)
-        cover: dict[tuple[int, int], list[int]] = {}
-        for v, grp in counts[keep].groupby("v"):
-            total_v = int(totals[int(v)])
-            pairs: list[tuple[int, int]] = sorted(
-                zip(grp["c"].astype(int).tolist(), grp["n"].astype(int).tolist(), strict=True)
-            )
-            for i, (a, na) in enumerate(pairs):
-                for b, nb in pairs[i + 1 :]:
-                    # fragments are slices that own the value only together; a cluster that
-                    # owns it alone is no fragment of another (a vast crowd and gmail.com)
-                    if 2 * na >= total_v or 2 * nb >= total_v or 2 * (na + nb) < total_v:
-                        continue
-                    acc = cover.setdefault((a, b), [0, 0])
-                    acc[0] += na
-                    acc[1] += nb
-        for (a, b), (na, nb) in sorted(cover.items()):
-            if 2 * na >= sizes[a] and 2 * nb >= sizes[b]:
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        counts = counts[keep]
+        if counts.empty:
+            continue
+        pairs = counts.merge(counts, on="v", suffixes=("_a", "_b"))
+        pairs = pairs[pairs["c_a"].to_numpy() < pairs["c_b"].to_numpy()]
+        total_v = totals[pairs["v"].to_numpy()]
+        na, nb = pairs["n_a"].to_numpy(), pairs["n_b"].to_numpy()
+        # fragments are slices that own the value only together; a cluster that owns it
+        # alone is no fragment of another (a vast crowd and gmail.com)
+        pairs = pairs[(2 * na < total_v) & (2 * nb < total_v) & (2 * (na + nb) >= total_v)]
+        cover = pairs.groupby(["c_a", "c_b"], sort=True)[["n_a", "n_b"]].sum()
+        a_ids = cover.index.get_level_values(0).to_numpy()
+        b_ids = cover.index.get_level_values(1).to_numpy()
+        ok = (2 * cover["n_a"].to_numpy() >= sizes[a_ids]) & (
+            2 * cover["n_b"].to_numpy() >= sizes[b_ids]
+        )
+        for a, b in zip(a_ids[ok].tolist(), b_ids[ok].tolist(), strict=True):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
     roots = np.array([find(i) for i in range(len(clusters))], dtype=np.int64)
     out = np.full(len(labels), -1, dtype=np.int64)
     member = labels >= 0

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly.coordination import (
+    MIN_SHARED,
     OWNED,
     benjamini_hochberg,
     family_evidence,
@@ -109,6 +110,8 @@ class CampaignScorer:
     label_model: Any = None
     metadata_: dict[str, Any] = field(default_factory=dict, init=False)
     _last_tests: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _owned: pd.DataFrame | None = field(default=None, init=False, repr=False)
+    _attribute: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
     def _risk_columns(
         self, entities: pd.DataFrame, escore: np.ndarray, risk: pd.DataFrame | None
@@ -197,11 +200,78 @@ class CampaignScorer:
             )
             for i, c in enumerate(out.index)
         ]
+        self._owned = owned
+        self._attribute = ev.attribute[fams]
         self._last_tests = {
             "risk_columns": names,
             "tests": int(np.isfinite(tested).sum()) + lp_m.size,
         }
         return out
+
+    def _detach_bystanders(
+        self, entities: pd.DataFrame, labels: np.ndarray, groups: np.ndarray, out: pd.DataFrame
+    ) -> None:
+        """Unflag a group's clusters that hold too little of the evidence it was flagged on.
+
+        Fragments are judged together, but a cluster joins a group through one family (a
+        carrier's CGNAT subnets it shares with a phone farm) while the group may be flagged on
+        others (the farm's device pool). A cluster keeps the group's flag only where at least
+        half of its members hold the group's owned values (held by at least
+        :data:`MIN_SHARED` of the group, at least :data:`OWNED` of their holders in it) in
+        every family the group owns, or in ``min_families`` of them. The others are marked
+        ``detached``: unflagged, and never joined to a campaign afterwards.
+        """
+        out["detached"] = False
+        owned, attribute = self._owned, self._attribute
+        if owned is None or attribute is None:
+            return
+        clustered = labels >= 0
+        n_clusters = pd.Series(groups[clustered]).value_counts()
+        multi = n_clusters.index[n_clusters.to_numpy() > 1]
+        judged = out["flagged"].to_numpy(dtype=bool) & np.isin(out["group"].to_numpy(), multi)
+        if not judged.any():
+            return
+        group_ids = out["group"].to_numpy()
+        in_judged = clustered & np.isin(groups, group_ids[judged])
+        takes_part = pd.DataFrame(False, index=out.index, columns=owned.columns)
+        for fam in owned.columns:
+            fam_owned = owned[fam].reindex(multi).fillna(False).astype(bool)
+            attrs = attribute[fam].reindex(fam_owned.index[fam_owned.to_numpy()])
+            for attr in pd.unique(attrs.dropna()):
+                codes = pd.factorize(entities[attr], use_na_sentinel=True)[0]
+                present = codes >= 0
+                if not present.any():
+                    continue
+                totals = np.bincount(codes[present])
+                gs = attrs.index[(attrs == attr).to_numpy()].to_numpy()
+                sel = in_judged & present & np.isin(groups, gs)
+                k = np.int64(len(totals))
+                keys = groups[sel].astype(np.int64) * k + codes[sel]
+                uniq, cnt = np.unique(keys, return_counts=True)
+                value_owned = (cnt >= MIN_SHARED) & (cnt >= OWNED * totals[uniq % k])
+                holds = np.isin(keys, uniq[value_owned])
+                share = pd.Series(holds).groupby(labels[sel]).sum() / pd.Series(
+                    labels[clustered]
+                ).value_counts().reindex(np.unique(labels[sel]))
+                part = share.reindex(out.index).fillna(0.0).to_numpy() >= 0.5
+                takes_part[fam] |= part & np.isin(group_ids, gs)
+        n_part = takes_part.sum(axis=1).to_numpy()
+        need = np.minimum(out["families_owned"].to_numpy(), self.min_families)
+        detached = judged & (n_part < need)
+        if not detached.any():
+            return
+        out.loc[detached, "detached"] = True
+        out.loc[detached, "flagged"] = False
+        out.loc[detached, "reason"] = [
+            f"judged with the clusters of group {g}, but holds its owned values in {n} of the "
+            f"{int(f)} families it was flagged on: not flagged with it"
+            for g, n, f in zip(
+                group_ids[detached],
+                n_part[detached],
+                out.loc[detached, "families_owned"],
+                strict=True,
+            )
+        ]
 
     def score(
         self,
@@ -226,7 +296,8 @@ class CampaignScorer:
         -------
         DataFrame indexed by cluster id: per family its exclusivity (``<family>``) and
         ``-log10`` p-value (``<family>_log10p``), per risk column its rank effect
-        (``<col>_auc``), ``families_owned``, ``risk``, ``score``, ``flagged`` and ``reason``.
+        (``<col>_auc``), ``families_owned``, ``risk``, ``score``, ``flagged``, ``reason`` and
+        ``detached`` (a cluster judged with its group but not flagged with it).
         """
         if not 0 < self.fdr < 1:
             raise ValueError("fdr must be in (0, 1)")
@@ -238,7 +309,16 @@ class CampaignScorer:
         if len(clusters) == 0:
             self.metadata_ = {"detector": "coordination", "reason": "no clusters"}
             return pd.DataFrame(
-                columns=[*fams, "group", "families_owned", "risk", "score", "flagged", "reason"],
+                columns=[
+                    *fams,
+                    "group",
+                    "families_owned",
+                    "risk",
+                    "score",
+                    "flagged",
+                    "reason",
+                    "detached",
+                ],
                 index=pd.Index([], name="cluster_id"),
             )
         # fragments of one crowd are judged together: a half of a campaign holds half of its
@@ -262,6 +342,7 @@ class CampaignScorer:
                 f"{r}; analysts' labels overrule the test: P(abuse) {q:.2f}"
                 for r, q in zip(out.loc[changed, "reason"], p[changed.to_numpy()], strict=True)
             ]
+        self._detach_bystanders(entities, labels, groups, out)
         self.metadata_ = {
             "detector": "coordination",
             "version": 1,

@@ -486,6 +486,7 @@ def risk_indicators(
     captcha: str | None = None,
     bounced: str | None = None,
     complained: str | None = None,
+    classes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Known-risk indicators per entity, in [0, 1], higher = riskier, NaN = unknown.
 
@@ -503,6 +504,10 @@ def risk_indicators(
     bounced : column of bounce outcomes (bool) or rates in [0, 1]
     complained : column of complaint outcomes (bool) or rates in [0, 1]
         A column argument left None, or naming a column the table lacks, gives NaN.
+    classes : DataFrame of shape (n_entities, k), optional
+        ``domain_class`` and/or ``network_class`` already computed for these entities (by
+        :func:`clustering.risk_features.with_known_risk_classes`): used instead of classifying
+        the domains and addresses again (seconds per million entities).
 
     Returns
     -------
@@ -529,15 +534,16 @@ def risk_indicators(
         col = entities[name]
         return col if isinstance(col, pd.Series) else None
 
+    given = classes if classes is not None else pd.DataFrame(index=entities.index)
     dom = column(email_domain, "email_domain")
     if dom is not None:
-        cls = domain_class(dom)
+        cls = given["domain_class"] if "domain_class" in given else domain_class(dom)
         known = cls.notna().to_numpy()
         out["disposable_domain"] = np.where(known, (cls == "disposable").to_numpy(), np.nan)
         out["freemail_domain"] = np.where(known, (cls == "freemail").to_numpy(), np.nan)
     ips, asns = column(ip, "ip"), column(asn, "asn")
     if ips is not None or asns is not None:
-        net = network_class(ips, asns)
+        net = given["network_class"] if "network_class" in given else network_class(ips, asns)
         known = net.notna().to_numpy()
         out["hosting_network"] = np.where(known, (net == "hosting").to_numpy(), np.nan)
         out["anonymizer_network"] = np.where(known, (net == "anonymizer").to_numpy(), np.nan)

@@ -144,8 +144,10 @@ def _behaviour(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(cols, index=entities.index)
     for col in _PIVOT_ATTRIBUTES[kind]:
         if col in entities:
-            counts = entities[col].map(entities[col].value_counts(dropna=True))
-            frame[f"{col}_count"] = np.log1p(pd.to_numeric(counts, errors="coerce").fillna(0))
+            codes = pd.factorize(entities[col], use_na_sentinel=True)[0]
+            held = np.bincount(codes[codes >= 0], minlength=1)
+            counts = np.where(codes >= 0, held[np.maximum(codes, 0)], 0)
+            frame[f"{col}_count"] = np.log1p(counts.astype(np.float64))
     return frame
 
 
@@ -290,7 +292,8 @@ def known_risk_of(kind: str, entities: pd.DataFrame) -> pd.DataFrame:
     args = risk_columns(kind, entities)
     if not args:
         return pd.DataFrame(index=entities.index)
-    ind = risk_indicators(entities, **args)
+    classes = entities[[c for c in ("domain_class", "network_class") if c in entities]]
+    ind = risk_indicators(entities, **args, classes=classes)
     return ind.loc[:, ind.notna().any()].drop(
         columns=["low_captcha", "bounce_rate", "complaint_rate"], errors="ignore"
     )
@@ -450,6 +453,8 @@ def _campaign_table(
     # partial evidence (one owned family, or risky members): may join a flagged campaign
     partial = (scored["families_owned"] >= 1) | scored["risk"]
     suspicious = partial.to_numpy(dtype=bool) & ~flag
+    if "detached" in scored:  # a group's bystander: judged with it, holds little of it
+        suspicious &= ~scored["detached"].to_numpy(dtype=bool)
     joinable = _without_public_providers(kind, entities)
     group_of = merge_flagged(
         joinable,

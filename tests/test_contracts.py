@@ -163,3 +163,20 @@ def test_detector_rejects_bad_input() -> None:
         Detector("nope").fit(_data())
     with pytest.raises(ValueError):
         Detector("ecod", target_fpr=0.0).fit(_data())
+    with pytest.raises(ValueError, match="max_fit_rows"):
+        Detector("hbos", max_fit_rows=1).fit(_data())
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_sampled_fit_scores_every_row_and_finds_the_outliers(name: str) -> None:
+    """A sample-fitted detector still scores (and thresholds on) every reference row."""
+    X = _data()
+    det = Detector(name, 0.05, random_state=3, max_fit_rows=len(X) // 3).fit(X)
+    again = Detector(name, 0.05, random_state=3, max_fit_rows=len(X) // 3).fit(X)
+    np.testing.assert_array_equal(det.decision_scores_, again.decision_scores_)
+    assert det.decision_scores_.shape == det.fit_scores_.shape == (len(X),)
+    assert det.decision_scores_[-12:].mean() > np.quantile(det.decision_scores_[:-12], 0.95)
+    batch_dependent = name in ("ecod", "copod")
+    assert det.metadata_["fitted_rows"] == (len(X) if batch_dependent else len(X) // 3)
+    if not batch_dependent:  # the sampled fit scores rows as new rows, one by one
+        np.testing.assert_allclose(det.decision_function(X[:40]), det.decision_scores_[:40])

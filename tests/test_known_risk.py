@@ -249,6 +249,7 @@ def test_kind_columns_on_synthetic_entity_tables() -> None:
     campaigns read as hosting, the benign population mostly not."""
     from clustering.attributes import compute_attributes
     from clustering.entities import entity_table
+    from clustering.risk_features import with_known_risk_classes
     from pipelines.synthetic import generate
 
     data = generate(days=1, seed=0, signups_per_day=3_000, messages_per_day=600)
@@ -258,6 +259,11 @@ def test_kind_columns_on_synthetic_entity_tables() -> None:
         cols = kr.KIND_COLUMNS[kind]
         assert set(cols.values()) <= set(ent.columns), kind
         risk[kind] = kr.risk_indicators(ent, **cols)
+        # classes the attributes stage already computed give the same indicators
+        classes = with_known_risk_classes(kind, ent)[["domain_class", "network_class"]]
+        pd.testing.assert_frame_equal(
+            kr.risk_indicators(ent, **cols, classes=classes), risk[kind], check_dtype=False
+        )
         for indicator in ("disposable_domain", "freemail_domain", "hosting_network"):
             assert risk[kind][indicator].notna().mean() > 0.9, (kind, indicator)
     labels = data.signup_labels.set_index("account_id")["group"]

@@ -152,3 +152,43 @@ def test_merge_counts_shared_pool_values_together() -> None:
     labels = np.array([0] * 600 + [1] * 200 + [2] * 300)
     groups = merge_flagged(ent, labels, np.array([0, 1, 2]), ["device_id"])
     assert groups[0] == groups[1] == 0 and groups[2] == 2
+
+
+def test_bystander_joined_through_one_family_is_not_flagged_with_the_group() -> None:
+    """A carrier's users share CGNAT subnets with a phone farm split in two fragments: the
+    three clusters are judged as one group, flagged on the farm's device pool and subnets, but
+    only the farm's fragments hold the pool; the carrier's cluster is detached, and does not
+    join the farm's campaign afterwards."""
+    rng = np.random.default_rng(1)
+    n_bg, n_frag, n_crowd = 800, 60, 100
+    n = n_bg + 2 * n_frag + n_crowd
+    ent = pd.DataFrame(
+        {
+            "ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
+            "ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
+            "ip_asn": rng.integers(1, 60, n),
+            "ua_build": rng.choice([f"Chrome/12{i}" for i in range(6)], n),
+            "user_agent": [f"ua-{i}" for i in range(n)],
+            "device_id": [f"d{i}" for i in range(n)],
+            "username_shape": rng.choice(["a.a", "a99", "a_a", "a9999"], n),
+            "email_domain": rng.choice(["gmail.com", "web.de", "yahoo.com"], n),
+        }
+    )
+    farm = ent.index[n_bg : n_bg + 2 * n_frag]
+    crowd = ent.index[n_bg + 2 * n_frag :]
+    ent.loc[farm, "device_id"] = [f"pool{i % 10}" for i in range(2 * n_frag)]
+    ent.loc[farm, "ip_prefix24"] = [f"100.64.{i % 4}.0/24" for i in range(2 * n_frag)]
+    ent.loc[crowd, "ip_prefix24"] = [f"100.64.{i % 4}.0/24" for i in range(n_crowd)]
+    labels = np.r_[np.full(n_bg, -1), np.zeros(n_frag, int), np.ones(n_frag, int)]
+    labels = np.r_[labels, np.full(n_crowd, 2)]
+    escore = np.r_[rng.uniform(0, 1, n_bg), np.full(2 * n_frag, 3.0), rng.uniform(0, 1, n_crowd)]
+    out = CampaignScorer("signups", random_state=0).score(ent, labels, escore)
+    assert out["group"].nunique() == 1, out[["group", "reason"]]
+    assert out.loc[[0, 1], "flagged"].all(), out.loc[[0, 1], "reason"]
+    assert not out.loc[[0, 1], "detached"].any()
+    assert bool(out.loc[2, "flagged"]) is False and bool(out.loc[2, "detached"]) is True
+    assert "holds its owned values in 1 of the 2 families" in out.loc[2, "reason"]
+    flagged = out.index[out["flagged"]].to_numpy()
+    partial = out.index[~out["flagged"] & ~out["detached"]].to_numpy()
+    group_of = merge_flagged(ent, labels, flagged, ["device_id", "ip_prefix24"], candidates=partial)
+    assert 2 not in group_of and group_of[0] == group_of[1] == 0
