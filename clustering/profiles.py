@@ -124,9 +124,12 @@ def cluster_profiles(
         out[f"{attr}_share"] = tv["share"].to_numpy(dtype=float)
         out[f"{attr}_specificity"] = tv["specificity"].to_numpy(dtype=float)
     if time is not None and len(ids):
-        t = pd.to_datetime(pd.Series(time.to_numpy()), utc=True)
-        frame = pd.DataFrame({"c": labels, "t": t, "h": t.dt.floor("h")})
-        frame = frame[frame["c"] >= 0]
+        # members only, and no round trip through an object array of Timestamps (seconds at
+        # a million entities, most of them noise)
+        member = np.flatnonzero(labels >= 0)
+        t = pd.to_datetime(time, utc=True).reset_index(drop=True).iloc[member]
+        t = t.reset_index(drop=True)
+        frame = pd.DataFrame({"c": labels[member], "t": t, "h": t.dt.floor("h")})
         g = frame.groupby("c")
         out["first_seen"] = g["t"].min().reindex(ids).to_numpy()
         out["last_seen"] = g["t"].max().reindex(ids).to_numpy()
