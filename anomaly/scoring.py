@@ -226,7 +226,7 @@ class CampaignScorer:
         if owned is None or attribute is None:
             return
         clustered = labels >= 0
-        n_clusters = pd.Series(groups[clustered]).value_counts()
+        n_clusters = out["group"].value_counts()  # clusters per group, not members
         multi = n_clusters.index[n_clusters.to_numpy() > 1]
         judged = out["flagged"].to_numpy(dtype=bool) & np.isin(out["group"].to_numpy(), multi)
         if not judged.any():
