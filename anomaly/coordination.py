@@ -55,6 +55,7 @@ __all__ = [
     "FamilyEvidence",
     "benjamini_hochberg",
     "family_evidence",
+    "noise_strays",
     "rank_evidence",
     "value_groups",
 ]
@@ -128,7 +129,12 @@ def _log10_tail(k: np.ndarray, n_total: int, holders: np.ndarray, size: np.ndarr
 
 
 def _sharing(
-    labels: np.ndarray, codes: np.ndarray, clusters: np.ndarray, sizes: np.ndarray
+    labels: np.ndarray,
+    codes: np.ndarray,
+    clusters: np.ndarray,
+    sizes: np.ndarray,
+    *,
+    p_values: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per cluster: exclusivity, and log10 of the Bonferroni-corrected smallest hypergeometric
     tail, over the values at least :data:`MIN_SHARED` members share (0 and 0 where none)."""
@@ -153,6 +159,8 @@ def _sharing(
     excl = np.bincount(g, weights=kk / sizes[g] * kk / totals[c], minlength=len(clusters)).astype(
         np.float64
     )
+    if not p_values:
+        return excl, out
     lp = _log10_tail(kk, n_total, totals[c], sizes[g])
     n_values = np.bincount(g, minlength=len(clusters))
     best = np.full(len(clusters), np.inf)
@@ -242,8 +250,146 @@ def value_groups(
     return out
 
 
+def noise_strays(
+    entities: pd.DataFrame,
+    labels: np.ndarray,
+    families: dict[str, tuple[str, ...]],
+    *,
+    primary: tuple[str, ...] | list[str] | None = None,
+    clusters: np.ndarray | None = None,
+) -> np.ndarray:
+    """Labels with each noise entity that is a cluster's stray given that cluster's label.
+
+    HDBSCAN's noise means "not confidently placed", not "not a member": an actor whose
+    entities vary in many values (a throwaway domain and a random name each) leaves half of
+    itself as noise, and the clustered half then holds only half of its values' holders and
+    looks like a slice of a larger crowd. A cluster *leans on* a value when at least
+    :data:`MIN_SHARED` members share it and at least :data:`OWNED` of its *clustered* holders
+    are members. A noise entity is the cluster's stray when it holds a value ``v`` the
+    cluster leans on in one family and also values it leans on in another (one of the two
+    primary), and the tie holds *both ways, mostly beyond chance*: the share of ``v``'s noise
+    holders that also hold the cluster's values of the other family exceeds the share of all
+    the noise that does by at least :data:`OWNED`, and the same for the entity's value of the
+    other family towards the first.
+
+    The excess over the noise's own rate is what tells an actor's unplaced entities from
+    ordinary ones: a carrier's users on gmail.com hold the carrier's NAT and gmail.com as
+    often as gmail.com is popular, and a country's users hold its networks and its mail
+    domains together more than at random, but not "most of them, beyond the rate of the
+    night"; an actor's unplaced entities hold its subnets *with* its old browser builds,
+    which nobody else holds. Both ways, because one way is what a country does: the holders
+    of its display-name spellings sit on its networks, not the other way round.
+
+    Parameters
+    ----------
+    entities : DataFrame of shape (n_entities, n_columns)
+    labels : ndarray of shape (n_entities,), -1 for noise
+    families : dict
+        Family name -> attribute columns of ``entities``.
+    primary : sequence of str, optional
+        Families of which a stray's pair must hold one (default: all of them).
+    clusters : ndarray of int, optional
+        The clusters that may gain strays (default: all).
+
+    Returns
+    -------
+    ndarray of shape (n_entities,)
+        ``labels`` with strays relabelled; a stray of several clusters goes to the one it is
+        tied to through the most (value, family) pairs (then the smallest id).
+    """
+    labels = np.asarray(labels)
+    out = labels.copy()
+    noise_pos = np.flatnonzero(labels < 0)
+    n_noise = len(noise_pos)
+    if n_noise < MIN_SHARED or not (labels >= 0).any():
+        return out
+    if clusters is not None and not len(clusters):
+        return out
+    primary_set = set(families if primary is None else primary)
+    # per family and attribute: the cluster each noise entity's value leans on (-1: none)
+    # and the value's code
+    leaning: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for fam, attrs in families.items():
+        for a in attrs:
+            if a not in entities:
+                continue
+            codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
+            sel = (labels >= 0) & (codes >= 0)
+            if not sel.any():
+                continue
+            k = np.int64(codes.max() + 1)
+            clustered_total = np.bincount(codes[sel], minlength=int(k))
+            keys = labels[sel].astype(np.int64) * k + codes[sel]
+            uniq, cnt = np.unique(keys, return_counts=True)
+            code = uniq % k
+            lean = (cnt >= MIN_SHARED) & (cnt >= OWNED * clustered_total[code])
+            if not lean.any():
+                continue
+            # at most one cluster holds a majority of a value's clustered holders
+            owner = np.full(int(k), -1, dtype=np.int64)
+            owner[code[lean]] = uniq[lean] // k
+            if clusters is not None:
+                owner[~np.isin(owner, clusters)] = -1
+            nc = codes[noise_pos]
+            held = np.where(nc >= 0, owner[np.maximum(nc, 0)], -1)
+            if (held >= 0).any():
+                leaning.setdefault(fam, []).append((held, nc))
+    # per family: how much of the noise holds each cluster's values of that family
+    base: dict[str, pd.Series] = {}
+    for fam, cols in leaning.items():
+        pairs = pd.concat(
+            [pd.DataFrame({"e": np.flatnonzero(h >= 0), "c": h[h >= 0]}) for h, _ in cols]
+        ).drop_duplicates()
+        base[fam] = pairs["c"].value_counts() / n_noise
+    # tied[(a, b)]: the cluster a noise entity is tied to from family a towards family b
+    tied: dict[tuple[str, str], np.ndarray] = {}
+    for fam_a, cols_a in leaning.items():
+        for fam_b, cols_b in leaning.items():
+            if fam_a == fam_b or not ({fam_a, fam_b} & primary_set):
+                continue
+            towards = np.full(n_noise, -1, dtype=np.int64)
+            for held_a, code_a in cols_a:
+                mask = held_a >= 0
+                also = np.zeros(n_noise, dtype=bool)
+                for held_b, _ in cols_b:
+                    also |= mask & (held_b == held_a)
+                pos = np.flatnonzero(mask)
+                frame = pd.DataFrame({"v": code_a[pos], "x": also[pos]})
+                per = frame.groupby("v", sort=True)["x"].agg(["size", "sum"])
+                owner = pd.Series(held_a[pos], index=code_a[pos]).groupby(level=0).first()
+                rate = base[fam_b].reindex(owner.reindex(per.index).to_numpy()).fillna(0.0)
+                excess = per["sum"].to_numpy() / per["size"].to_numpy() - rate.to_numpy()
+                values = per.index[(per["sum"].to_numpy() >= MIN_SHARED) & (excess >= OWNED)]
+                if not len(values):
+                    continue
+                hit = pos[also[pos] & np.isin(code_a[pos], values.to_numpy())]
+                towards[hit] = held_a[hit]
+            tied[(fam_a, fam_b)] = towards
+    # both ways: the actor's subnets are held with its builds, and its builds with its
+    # subnets; a country's display-name spellings are held with its networks, but its
+    # networks not with those spellings
+    ties_e, ties_c = [], []
+    for (fam_a, fam_b), towards in tied.items():
+        if fam_a > fam_b or (fam_b, fam_a) not in tied:
+            continue
+        both = np.flatnonzero((towards >= 0) & (towards == tied[(fam_b, fam_a)]))
+        ties_e.append(both)
+        ties_c.append(towards[both])
+    if not ties_e or not sum(len(t) for t in ties_e):
+        return out
+    ties = pd.DataFrame({"e": np.concatenate(ties_e), "c": np.concatenate(ties_c)})
+    per_e = ties.value_counts().reset_index(name="n")
+    per_e = per_e.sort_values(["e", "n", "c"], ascending=[True, False, True], kind="stable")
+    best = per_e.drop_duplicates("e")
+    out[noise_pos[best["e"].to_numpy()]] = best["c"].to_numpy()
+    return out
+
+
 def family_evidence(
-    entities: pd.DataFrame, labels: np.ndarray, families: dict[str, tuple[str, ...]]
+    entities: pd.DataFrame,
+    labels: np.ndarray,
+    families: dict[str, tuple[str, ...]],
+    extended: np.ndarray | None = None,
 ) -> FamilyEvidence:
     """Exclusivity and improbability of every cluster's sharing, per signal family.
 
@@ -254,6 +400,9 @@ def family_evidence(
         Cluster per entity, -1 for noise.
     families : dict
         Family name -> attribute columns of ``entities``.
+    extended : ndarray of shape (n_entities,), optional
+        ``labels`` with the clusters' noise strays (:func:`noise_strays`): exclusivity counts
+        them as members; the p-values stay those of the clusters HDBSCAN formed.
 
     Returns
     -------
@@ -262,6 +411,12 @@ def family_evidence(
     """
     labels = np.asarray(labels)
     clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    ext_labels, ext_sizes = None, None
+    if extended is not None and (np.asarray(extended) != labels).any():
+        ext_labels = np.asarray(extended)
+        ext_sizes = np.bincount(
+            np.searchsorted(clusters, ext_labels[ext_labels >= 0]), minlength=len(clusters)
+        )
     excl = pd.DataFrame(index=pd.Index(clusters, name="cluster_id"))
     lp = pd.DataFrame(index=excl.index)
     attr = pd.DataFrame(index=excl.index)
@@ -272,6 +427,8 @@ def family_evidence(
                 continue
             codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
             e, p = _sharing(labels, codes, clusters, sizes)
+            if ext_labels is not None and ext_sizes is not None:
+                e, _ = _sharing(ext_labels, codes, clusters, ext_sizes, p_values=False)
             cols_e.append(e)
             cols_p.append(p)
             names.append(a)

@@ -202,7 +202,9 @@ class GreedyRuleInducer:
         # them, then without those every rule relies on, then without one of those; a rule
         # that avoids them is taken only where it costs nothing: as precise as the best
         # rule without the constraint, and as safe (expected background hits under the
-        # margin's target, or no more than that rule's).
+        # margin's target, or no more than that rule's). Taking it wherever the gate would
+        # still enforce it was measured on 13 independent worlds: no signup recall gained,
+        # and one world's sender recall fell from 0.985 to 0.691.
         used_families: set[str] = set()
         relied: set[str] | None = None
         for _ in range(self.n_rules):
@@ -383,8 +385,8 @@ class GreedyRuleInducer:
         pass all of its predicates but one): near the rule, attributes are correlated (a
         carrier's users share its country and its app), and only evidence that still
         separates there counts. Predicates are added, keeping recall, until the estimate falls
-        below ``safety_hits``: portable ones first (a sender's domain or mailer, which Rspamd
-        reads too), then durable ones, and an exact value (a device pool) only where no durable
+        below ``safety_hits``: durable ones first (portable ones, which Rspamd reads too, first
+        among them), and an exact value (a device pool, a sender domain) only where no durable
         one still separates. Network and link attributes are never a margin, nor a list of more
         than a few values. A rate measured on few near
         misses says little, so it is shrunk towards the predicate's rate on the whole background
@@ -409,8 +411,9 @@ class GreedyRuleInducer:
         while estimate >= self.safety_hits and len(chosen) < self.max_predicates:
             near = _near_misses(ctx, chosen, neg)
             n_near = max(int(near.sum()), 1)
-            best: tuple[bool, bool, int, bool, float, str] | None = None
+            best: tuple[bool, bool, int, bool, bool, float, str] | None = None
             best_c: _Candidate | None = None
+            best_rate = 1.0
             for c in pool:
                 if any(c.attr == ch.attr for ch in chosen):
                     continue
@@ -420,25 +423,32 @@ class GreedyRuleInducer:
                 rate = max(
                     _shrunk_rate(c.mask, near, marginal), _shrunk_rate(c.mask, core_near, marginal)
                 )
-                # durable evidence first, an exact value (a device pool) only where no
-                # durable predicate still separates the near misses; within a tier, one the
-                # campaign's earlier rules have not used as a margin, so one rotated value
-                # (tonight's URL TLD) cannot take all of them down
+                # evidence from a family the rule already uses first: an actor that changes
+                # a family takes down every rule that uses it, so a margin from a new family
+                # is one more way for the rule to die tomorrow, one from the rule's own costs
+                # nothing (its rate among the near misses says whether it still separates);
+                # then durable evidence, an exact value (a device pool, tonight's sender
+                # domains) only where no durable predicate still separates the near misses:
+                # a margin that rotates away takes its rule with it; within a tier, one a
+                # mail filter reads from the raw message, then one the campaign's earlier
+                # rules have not used as a margin, so one rotated value (tonight's URL TLD)
+                # cannot take all of them down
                 key = (
                     bool(rate >= 0.5),
-                    c.attr not in _PORTABLE[ctx.kind],
+                    self._family(c.attr) not in {self._family(ch.attr) for ch in chosen},
                     c.tier,
+                    c.attr not in _PORTABLE[ctx.kind],
                     c.attr in ctx.margins,
                     float(rate),
                     c.attr,
                 )
                 if best is None or key < best:
-                    best, best_c = key, c
+                    best, best_c, best_rate = key, c, float(rate)
             if best_c is None or best is None or best[0]:
                 break  # nothing left that says much more
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
-            estimate *= max(best[4], 0.5 / n_near)
+            estimate *= max(best_rate, 0.5 / n_near)
         return chosen, estimate
 
     def _finish(

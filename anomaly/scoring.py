@@ -34,6 +34,7 @@ from anomaly.coordination import (
     OWNED,
     benjamini_hochberg,
     family_evidence,
+    noise_strays,
     rank_evidence,
     value_groups,
 )
@@ -110,6 +111,7 @@ class CampaignScorer:
     label_model: Any = None
     metadata_: dict[str, Any] = field(default_factory=dict, init=False)
     _last_tests: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    strays_: np.ndarray | None = field(default=None, init=False, repr=False)
     _owned: pd.DataFrame | None = field(default=None, init=False, repr=False)
     _attribute: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
@@ -133,13 +135,38 @@ class CampaignScorer:
         labels: np.ndarray,
         escore: np.ndarray,
         risk: pd.DataFrame | None,
-    ) -> pd.DataFrame:
-        """The evidence and flag of each group (``labels``: group per entity, -1 noise)."""
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The evidence and flag of each group (``labels``: group per entity, -1 noise), and
+        ``labels`` with the risky groups' noise strays."""
         fams = list(FAMILIES[self.kind])
-        ev = family_evidence(entities, labels, FAMILIES[self.kind])
+        supporting = SUPPORTING_FAMILIES.get(self.kind, frozenset())
+        # risk: large, significant rank shifts of members against the rest of the night
+        cols = self._risk_columns(entities, escore, risk)
+        aucs, lps = {}, {}
+        for col, v in cols.items():
+            aucs[col], lps[col] = rank_evidence(labels, v)
+        auc_m = np.column_stack(list(aucs.values()))
+        lp_m = np.column_stack(list(lps.values()))
+        risk_sig = benjamini_hochberg(lp_m.ravel(), self.fdr).reshape(lp_m.shape)
+        risky = risk_sig & (auc_m >= LARGE_EFFECT_AUC)
+        groups = np.unique(labels[labels >= 0])
+        # Only a risky group's noise counts as its strays: an ordinary crowd's values are held
+        # in the noise by more of the same (a provider's other customers, on its network and
+        # its domain), one cause that is no campaign's, and counting them would make the
+        # crowd own what its provider explains.
+        extended = noise_strays(
+            entities,
+            labels,
+            FAMILIES[self.kind],
+            primary=[f for f in fams if f not in supporting],
+            clusters=groups[risky.any(axis=1)],
+        )
+        ev = family_evidence(entities, labels, FAMILIES[self.kind], extended=extended)
         out = ev.exclusivity.copy()
         sizes = pd.Series(labels[labels >= 0]).value_counts()
         out["log_size"] = np.log(sizes.reindex(out.index).to_numpy(dtype=np.float64))
+        n_strays = pd.Series(extended[(extended >= 0) & (labels < 0)]).value_counts()
+        strays = n_strays.reindex(out.index).fillna(0).to_numpy(dtype=np.int64)
         for fam in fams:
             out[f"{fam}_log10p"] = -ev.log10_p[fam]
         # one BH over every (cluster, family) test: the error rate is stated over the night
@@ -151,7 +178,6 @@ class CampaignScorer:
             index=out.index,
             columns=fams,
         )
-        supporting = SUPPORTING_FAMILIES.get(self.kind, frozenset())
         primary_fams = [f for f in fams if f not in supporting]
         brand = _brand_mail(entities, labels, out.index)
         if brand is not None and "content" in owned:
@@ -169,16 +195,8 @@ class CampaignScorer:
         n_owned = np.where(n_primary > 0, owned.sum(axis=1), 0)
         out["families_owned"] = n_owned.astype(int)
         out["organisation_domain"] = org if org is not None else pd.Series(False, out.index)
-        # risk: large, significant rank shifts of members against the rest of the night
-        cols = self._risk_columns(entities, escore, risk)
-        aucs, lps = {}, {}
-        for col, v in cols.items():
-            aucs[col], lps[col] = rank_evidence(labels, v)
+        for col in cols:
             out[f"{col}_auc"] = aucs[col]
-        auc_m = np.column_stack(list(aucs.values()))
-        lp_m = np.column_stack(list(lps.values()))
-        risk_sig = benjamini_hochberg(lp_m.ravel(), self.fdr).reshape(lp_m.shape)
-        risky = risk_sig & (auc_m >= LARGE_EFFECT_AUC)
         out["risk"] = risky.any(axis=1)
         strongest = np.where(risky, auc_m, 0.0).max(axis=1)
         out["flagged"] = (out["families_owned"] >= self.min_families) | (
@@ -197,6 +215,7 @@ class CampaignScorer:
                 [n for n, r in zip(names, risky[i], strict=True) if r],
                 supporting,
                 self.min_families,
+                int(strays[i]),
             )
             for i, c in enumerate(out.index)
         ]
@@ -205,11 +224,17 @@ class CampaignScorer:
         self._last_tests = {
             "risk_columns": names,
             "tests": int(np.isfinite(tested).sum()) + lp_m.size,
+            "strays": int(((extended >= 0) & (labels < 0)).sum()),
         }
-        return out
+        return out, extended
 
     def _detach_bystanders(
-        self, entities: pd.DataFrame, labels: np.ndarray, groups: np.ndarray, out: pd.DataFrame
+        self,
+        entities: pd.DataFrame,
+        labels: np.ndarray,
+        groups: np.ndarray,
+        extended: np.ndarray,
+        out: pd.DataFrame,
     ) -> None:
         """Unflag a group's clusters that hold too little of the evidence it was flagged on.
 
@@ -245,10 +270,13 @@ class CampaignScorer:
                 totals = np.bincount(codes[present])
                 gs = attrs.index[(attrs == attr).to_numpy()].to_numpy()
                 sel = in_judged & present & np.isin(groups, gs)
+                # the group's noise strays hold its values too (they counted in its flag)
+                with_strays = present & np.isin(extended, gs) & (in_judged | ~clustered)
                 k = np.int64(len(totals))
-                keys = groups[sel].astype(np.int64) * k + codes[sel]
-                uniq, cnt = np.unique(keys, return_counts=True)
+                all_keys = extended[with_strays].astype(np.int64) * k + codes[with_strays]
+                uniq, cnt = np.unique(all_keys, return_counts=True)
                 value_owned = (cnt >= MIN_SHARED) & (cnt >= OWNED * totals[uniq % k])
+                keys = groups[sel].astype(np.int64) * k + codes[sel]
                 holds = np.isin(keys, uniq[value_owned])
                 share = pd.Series(holds).groupby(labels[sel]).sum() / pd.Series(
                     labels[clustered]
@@ -328,7 +356,8 @@ class CampaignScorer:
         group_of = (
             pd.Series(groups[labels >= 0], index=labels[labels >= 0]).groupby(level=0).first()
         )
-        gl = self._group_scores(entities, groups, escore, risk)
+        gl, extended = self._group_scores(entities, groups, escore, risk)
+        self.strays_ = np.where(labels < 0, extended, -1)
         out = gl.reindex(group_of.reindex(clusters).to_numpy())
         out.index = pd.Index(clusters, name="cluster_id")
         out.insert(len(fams), "group", group_of.reindex(clusters).to_numpy())
@@ -342,7 +371,7 @@ class CampaignScorer:
                 f"{r}; analysts' labels overrule the test: P(abuse) {q:.2f}"
                 for r, q in zip(out.loc[changed, "reason"], p[changed.to_numpy()], strict=True)
             ]
-        self._detach_bystanders(entities, labels, groups, out)
+        self._detach_bystanders(entities, labels, groups, extended, out)
         self.metadata_ = {
             "detector": "coordination",
             "version": 1,
@@ -416,6 +445,7 @@ def _reason(
     risky: list[str],
     supporting: frozenset[str],
     need: int,
+    strays: int = 0,
 ) -> str:
     """The evidence of one cluster in words."""
     names = [f for f in owned.index if owned[f]]
@@ -430,6 +460,11 @@ def _reason(
         parts = [f"owns only {fams}, which strangers share: needs another family"]
     else:
         parts = [f"owns {len(names)} famil{'y' if len(names) == 1 else 'ies'}: {fams}"]
+    if strays:
+        parts.append(
+            f"counting {strays} noise entit{'y' if strays == 1 else 'ies'} that hold its values "
+            "in several families"
+        )
     if risky:
         parts.append(f"members riskier than the night on {', '.join(risky)}")
     elif names and len(names) < need:

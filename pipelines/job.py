@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from anomaly.atomic import atomic_write_parquet, atomic_write_text
 from anomaly.bundle_history import carry_versions
@@ -212,7 +214,7 @@ def detect(
             time=times.reindex(entities.index),
         )
         campaigns, members, noise_campaign = _campaign_table(
-            kind, entities, labels, profiles, scored
+            kind, entities, labels, profiles, scored, strays=scorer.strays_
         )
         labels, campaigns = _add_timer_pools(
             kind, entities, labels, campaigns, members, times.reindex(entities.index)
@@ -397,12 +399,15 @@ def _without_public_providers(kind: str, entities: pd.DataFrame) -> pd.DataFrame
 def _impurities(
     kind: str, entities: pd.DataFrame, campaigns: pd.DataFrame, members: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Per flagged campaign, members that hold none of the values that make it one.
+    """Per flagged campaign, members outside the crowd that its values hold together.
 
     A campaign's values are those at least ``MIN_SHARED`` members share and most of whose
     holders tonight are members, in a primary signal family (what the flag rests on). A
     member holding none of them was swept in by its neighbours (two newsletter senders in a
-    look-alike-brand cluster): its rules need not cover it, nor be charged for hitting it.
+    look-alike-brand cluster), and so is, where the largest crowd the campaign's values
+    connect holds most members (members are connected when they share a campaign value),
+    every member outside that crowd: its rules need not cover them, nor be charged for
+    hitting them.
     """
     primary = [
         a
@@ -424,16 +429,60 @@ def _impurities(
         coded.append((codes, ok, np.bincount(codes[ok], minlength=1)))
     for cid in flagged:
         is_member = ids.isin(pd.Index(members[cid]).astype(str))
-        holds = np.zeros(len(entities), dtype=bool)
+        pos = np.flatnonzero(is_member)
+        holds = np.zeros(len(pos), dtype=bool)
+        # members joined through a campaign value they share: one cause is one connected
+        # crowd, and a sub-crowd tied to the rest by none of them (a newsletter's six
+        # senders on their own templates, swept into a lure campaign's cluster) is another
+        edges_a, edges_b = [], []
         for codes, ok, total in coded:
-            if not (ok & is_member).any():
+            if not ok[pos].any():
                 continue
-            inside = np.bincount(codes[ok & is_member], minlength=len(total))
+            inside = np.bincount(codes[pos][ok[pos]], minlength=len(total))
             theirs = (inside >= MIN_SHARED) & (inside >= OWNED * total)
-            holds |= ok & theirs[np.maximum(codes, 0)]
-        core = is_member & holds
-        if core.any() and core.sum() < is_member.sum():
-            out[cid] = ids[is_member & ~holds].to_numpy()
+            member_codes = codes[pos]
+            has = ok[pos] & theirs[np.maximum(member_codes, 0)]
+            holds |= has
+            where = np.flatnonzero(has)
+            if len(where):
+                first = pd.Series(where).groupby(member_codes[where]).transform("first")
+                edges_a.append(where)
+                edges_b.append(first.to_numpy())
+        if not holds.any():
+            continue
+        ends_a, ends_b = np.concatenate(edges_a), np.concatenate(edges_b)
+        graph = sparse.coo_matrix(
+            (np.ones(len(ends_a)), (ends_a, ends_b)), shape=(len(pos), len(pos))
+        )
+        _, root = csgraph.connected_components(graph, directed=False)
+        sizes = np.bincount(root[holds], minlength=len(pos))
+        core = holds & (root == int(np.argmax(sizes)))
+        if core.sum() < OWNED * len(pos):
+            # no crowd holds most of the campaign together (a device pool whose members
+            # share one device each with a few others): only the members holding nothing
+            # are swept in
+            core = holds
+        if core.sum() < len(pos):
+            out[cid] = ids[pos[~core]].to_numpy()
+    return out
+
+
+def _with_strays(
+    attached: dict[int, np.ndarray], strays: np.ndarray, group_of: dict[int, int]
+) -> dict[int, np.ndarray]:
+    """``attached`` plus the scorer's noise strays of flagged clusters, each entity once."""
+    claimed = np.zeros(len(strays), dtype=bool)
+    for pos in attached.values():
+        claimed[pos] = True
+    out = dict(attached)
+    cand = np.flatnonzero((strays >= 0) & ~claimed)
+    if not len(cand):
+        return out
+    gids = np.array([group_of.get(int(c), -1) for c in strays[cand]], dtype=np.int64)
+    for gid in np.unique(gids[gids >= 0]).tolist():
+        extra = cand[gids == gid]
+        prev = out.get(gid, np.array([], dtype=np.int64))
+        out[gid] = np.sort(np.concatenate([prev, extra]))
     return out
 
 
@@ -443,9 +492,15 @@ def _campaign_table(
     labels: np.ndarray,
     profiles: pd.DataFrame,
     scored: pd.DataFrame,
+    strays: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
     """One row per cluster, the members of each campaign, and the campaign of each noise
-    entity attached to one (None elsewhere)."""
+    entity attached to one (None elsewhere).
+
+    ``strays`` (:attr:`anomaly.scoring.CampaignScorer.strays_`): per noise entity, the cluster
+    whose values it holds in several families (-1 elsewhere); it joins that cluster's campaign
+    when the cluster is flagged, as the entities attached through exclusive values do.
+    """
     ids = entities.index.to_numpy()
     members: dict[str, np.ndarray] = {}
     rows = []
@@ -467,6 +522,10 @@ def _campaign_table(
     for c, g in sorted(group_of.items()):
         groups.setdefault(g, []).append(c)
     attached = attach_noise(joinable, labels, groups, _ATTACH_ATTRIBUTES[kind])
+    if strays is not None:
+        # strays of the clusters flagged on their own evidence, not of those that joined
+        own = {int(c) for c in scored.index[flag]}
+        attached = _with_strays(attached, strays, {c: g for c, g in group_of.items() if c in own})
     campaign_of_noise = np.full(len(labels), None, dtype=object)
     for cid in profiles.index:
         group = groups.get(group_of.get(int(cid), -2), [int(cid)])

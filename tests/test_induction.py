@@ -181,6 +181,42 @@ def test_margins_avoid_what_campaigns_rotate_and_long_value_lists() -> None:
         assert "url_tld" not in margins and "sender_local_shape" not in margins, r.condition
 
 
+def test_a_margin_comes_from_the_rules_own_family_before_tonights_domains() -> None:
+    # A lure sent from four throwaway domains with three subject templates no one else uses:
+    # the templates alone hit no background row, and a margin is still wanted. Tonight's
+    # sender domains separate perfectly too, but they are exact values an actor rotates
+    # daily: the margin is the templates' shape (the rule's own family), and the rule still
+    # blocks when tomorrow's domains are new.
+    rng = np.random.default_rng(1)
+    n_bg, n_c = 6000, 300
+    lures = ["security alert #: confirm", "account suspended - verify by #", "unusual sign-in #"]
+    shapes = ["a a 9: a", "a a - a a 9", "a a-a 9"]
+    pick = rng.integers(0, 3, n_c)
+    attrs = pd.DataFrame(
+        {
+            "subject_skeleton": np.r_[
+                [f"newsletter {i % 300}" for i in range(n_bg)], np.array(lures)[pick]
+            ],
+            "subject_shape": np.r_[
+                rng.choice(["a 9", "a a 9", "a a a"], n_bg), np.array(shapes)[pick]
+            ],
+            "sender_domain": np.r_[
+                rng.choice(["gmail.com", "outlook.com", "shop.example"], n_bg),
+                rng.choice(["bugemy.buzz", "vukyly.buzz", "mexode.buzz", "luxyme.buzz"], n_c),
+            ],
+        }
+    ).astype("string")
+    pos = np.r_[np.zeros(n_bg, bool), np.ones(n_c, bool)]
+    rules = GreedyRuleInducer("senders", n_rules=1).induce(attrs, pos)
+    assert rules
+    first = rules[0]
+    assert "sender_domain" not in first.attributes, first.condition
+    assert "subject_shape" in first.attributes, first.condition
+    day2 = attrs.copy()
+    day2.loc[pos, "sender_domain"] = "puxo15.space"
+    assert evaluate(first.condition, day2)[pos].mean() >= 0.9
+
+
 def _families(rule_attrs: tuple[str, ...]) -> set[str]:
     from clustering.kinds import get_spec
 

@@ -175,9 +175,11 @@ def test_portable_exports_published_with_the_bundle(demo) -> None:
         assert {r["id"] for r in cel["rules"]} == {r["id"] for r in active}
     skipped = json.loads((out / "rules" / "rspamd" / "skipped.json").read_text())
     senders = {r["id"] for r in bundle["rules"] if r["kind"] == "senders"}
+    assert senders and {s["rule_id"] for s in skipped} <= senders
     exported = senders - {s["rule_id"] for s in skipped}
-    # at least one sender rule is exactly expressible in Rspamd, and every other says why not
-    assert exported, skipped
+    # every sender rule Rspamd cannot express exactly says why (the demo's rules lean on
+    # subject shapes and recipient counts, which last the night; multimaps cannot read them),
+    # and every other one is a composite (exactness: tests/test_portable_exports.py)
     assert all(s["reason"] for s in skipped)
     composites = (out / "rules" / "rspamd" / "composites.conf").read_text()
     assert composites.count("expression") >= len(exported)

@@ -439,10 +439,12 @@ def test_the_next_night_applies_labels_allowlists_and_decisions(tmp_path: Path) 
     assert run_nightly(night1, cfg).published
     path = out / "campaigns.duckdb"
     with store_lock(path), Store(path) as s:
-        # a flagged campaign that is a partner's: benign, and its domain allowlisted
+        # a flagged campaign that is a partner's (the least evidence of those with a common
+        # mail domain, as a partner's signups would be): benign, and its domain allowlisted
         camps = s.query(
             "SELECT campaign_id FROM campaigns WHERE kind = 'signups' AND flagged "
-            "AND top_attributes LIKE '%email_domain=%' ORDER BY campaign_id"
+            "AND top_attributes LIKE '%email_domain=%' "
+            "ORDER BY reason LIKE 'owns 1 family%' DESC, campaign_id"
         )
         benign = str(camps["campaign_id"].iloc[0])
         label_campaign(s, "signups", benign, "benign", "alice", note="partner signups")

@@ -192,3 +192,98 @@ def test_bystander_joined_through_one_family_is_not_flagged_with_the_group() -> 
     partial = out.index[~out["flagged"] & ~out["detached"]].to_numpy()
     group_of = merge_flagged(ent, labels, flagged, ["device_id", "ip_prefix24"], candidates=partial)
     assert 2 not in group_of and group_of[0] == group_of[1] == 0
+
+
+def _scattered_actor(seed: int = 2) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """800 ordinary entities, and an actor of 120 (four hosting subnets, two old browser
+    builds, throwaway names) of which HDBSCAN placed 40 in a cluster and left 80 as noise; a
+    carrier crowd of 100 clustered on its NAT subnet, with 300 of the carrier's users in noise
+    on the same subnet and on gmail.com as often as everyone else."""
+    rng = np.random.default_rng(seed)
+    n_bg, n_actor, n_crowd, n_carrier = 800, 120, 100, 300
+    n = n_bg + n_actor + n_crowd + n_carrier
+    ent = pd.DataFrame(
+        {
+            "ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
+            "ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
+            "ip_asn": rng.integers(1, 60, n),
+            "ua_build": rng.choice([f"Chrome/13{i}" for i in range(6)], n),
+            "user_agent": [f"ua-{i}" for i in range(n)],
+            "device_id": [f"d{i}" for i in range(n)],
+            "username_shape": rng.choice(["a.a", "a99", "a_a", "a9999"], n),
+            "email_domain": rng.choice(["gmail.com", "web.de", "yahoo.com"], n, p=[0.6, 0.2, 0.2]),
+        }
+    )
+    actor = ent.index[n_bg : n_bg + n_actor]
+    ent.loc[actor, "ip_prefix24"] = [f"51.15.{i % 4}.0/24" for i in range(n_actor)]
+    ent.loc[actor, "ua_build"] = [f"Chrome/10{i % 2}.0" for i in range(n_actor)]
+    ent.loc[actor, "email_domain"] = [f"x{i}.top" for i in range(n_actor)]
+    carrier = ent.index[n_bg + n_actor :]
+    ent.loc[carrier, "ip_prefix24"] = "100.64.7.0/24"
+    labels = np.full(n, -1)
+    labels[n_bg : n_bg + 40] = 0  # the placed third of the actor
+    labels[n_bg + n_actor : n_bg + n_actor + n_crowd] = 1  # the carrier's clustered crowd
+    escore = rng.uniform(0, 1, n)
+    escore[n_bg : n_bg + n_actor] += 2.0  # the actor's members are riskier than the night
+    return ent, labels, escore
+
+
+def test_an_actor_mostly_in_noise_owns_its_values_through_its_strays() -> None:
+    """The placed third holds a third of its subnets' and builds' holders (a slice, by
+    holders alone); its 80 unplaced entities hold its subnets *with* its builds, far beyond
+    the rate of the noise, so they count as its members: it owns network and client. Only a
+    risky cluster gains strays: the same cluster with ordinary members gains none."""
+    ent, labels, escore = _scattered_actor()
+    scorer = CampaignScorer("signups", random_state=0)
+    out = scorer.score(ent, labels, escore)
+    assert bool(out.loc[0, "flagged"]) is True, out.loc[0, "reason"]
+    assert "counting 80 noise entities" in out.loc[0, "reason"], out.loc[0, "reason"]
+    assert scorer.strays_ is not None
+    assert (scorer.strays_[800:920] == np.r_[np.full(40, -1), np.zeros(80, int)]).all()
+    calm = np.random.default_rng(3).uniform(0, 1, len(ent))
+    plain = CampaignScorer("signups", random_state=0)
+    out = plain.score(ent, labels, calm)
+    assert plain.strays_ is not None and (plain.strays_ == -1).all()
+    assert bool(out.loc[0, "flagged"]) is False, out.loc[0, "reason"]
+
+
+def test_ordinary_noise_on_a_crowds_subnet_and_popular_domain_is_no_stray() -> None:
+    """The carrier's 300 unplaced users hold the crowd's NAT subnet and gmail.com, but no
+    more often than the noise holds gmail.com: not strays, and the crowd is not flagged."""
+    ent, labels, escore = _scattered_actor()
+    scorer = CampaignScorer("signups", random_state=0)
+    out = scorer.score(ent, labels, escore)
+    assert scorer.strays_ is not None
+    assert (scorer.strays_[920 + 100 :] == -1).all()
+    assert (scorer.strays_[:800] == -1).all()
+    assert bool(out.loc[1, "flagged"]) is False, out.loc[1, "reason"]
+    assert "noise entit" not in out.loc[1, "reason"]
+
+
+def test_a_sub_crowd_tied_to_the_campaign_by_none_of_its_values_is_unsure() -> None:
+    """A lure campaign's 40 senders share three subject templates and two link domains; six
+    newsletter senders swept into its cluster share their own templates (all of whose holders
+    are members too, so each looks like a campaign value), and two members hold nothing.
+    The newsletter is a sub-crowd no campaign value ties to the rest: unsure, with the two."""
+    from pipelines.job import _impurities
+
+    rng = np.random.default_rng(4)
+    n_bg, n_lure, n_news = 500, 40, 6
+    n = n_bg + n_lure + n_news + 2
+    ent = pd.DataFrame(
+        {
+            "subject_skeleton": [f"hello {i}" for i in range(n)],
+            "url_domain": [f"site{i}.com" for i in range(n)],
+            "sender_domain": rng.choice(["gmail.com", "outlook.com"], n),
+        },
+        index=pd.Index([f"s{i}@x" for i in range(n)], name="sender"),
+    )
+    lure = ent.index[n_bg : n_bg + n_lure]
+    news = ent.index[n_bg + n_lure : n_bg + n_lure + n_news]
+    ent.loc[lure, "subject_skeleton"] = [f"verify account {i % 3}" for i in range(n_lure)]
+    ent.loc[lure, "url_domain"] = [f"login-{i % 2}.top" for i in range(n_lure)]
+    ent.loc[news, "subject_skeleton"] = [f"weekly digest {i % 2}" for i in range(n_news)]
+    campaigns = pd.DataFrame({"campaign_id": ["se-1"], "flagged": [True]})
+    members = {"se-1": ent.index[n_bg:].to_numpy()}
+    unsure = _impurities("senders", ent, campaigns, members)
+    assert sorted(unsure["se-1"]) == sorted([*news, *ent.index[-2:]])
