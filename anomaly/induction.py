@@ -133,6 +133,10 @@ class GreedyRuleInducer:
     safety_hits : float
         Expected background hits per run (independence estimate, see ``_add_margin``) below
         which a rule needs no further predicate; 0 turns the margin off.
+    max_expected_background : float
+        The rule gate's ceiling on expected background hits
+        (:class:`anomaly.campaign_rules.Guard`): once a rule is within it, no exact value
+        from a family the rule does not use yet is added as a safety margin.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class GreedyRuleInducer:
         n_rules: int = 3,
         min_precision: float = 0.95,
         safety_hits: float = 0.05,
+        max_expected_background: float = 0.25,
     ) -> None:
         self.kind = kind
         self.min_recall = min_recall
@@ -154,6 +159,7 @@ class GreedyRuleInducer:
         self.n_rules = n_rules
         self.min_precision = min_precision
         self.safety_hits = safety_hits
+        self.max_expected_background = max_expected_background
 
     def induce(
         self,
@@ -446,6 +452,11 @@ class GreedyRuleInducer:
                     best, best_c, best_rate = key, c, float(rate)
             if best_c is None or best is None or best[0]:
                 break  # nothing left that says much more
+            if best[1] and best_c.tier > 1 and estimate <= self.max_expected_background:
+                # within the gate already: an exact value from a family the rule does not
+                # use (tonight's sender domains under a subject template) would buy a smaller
+                # estimate with one more way to die tomorrow
+                break
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask
             estimate *= max(best_rate, 0.5 / n_near)

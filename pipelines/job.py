@@ -252,6 +252,7 @@ def detect(
                 min_recall=rc.min_recall,
                 n_rules=rc.rules_per_campaign,
                 max_predicates=rc.max_predicates,
+                max_expected_background=rc.max_expected_background,
             ),
             guard=Guard(
                 enforce_precision=rc.enforce_precision,
