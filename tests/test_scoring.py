@@ -9,27 +9,35 @@ from anomaly.campaigns import attach_noise, merge_flagged
 from anomaly.scoring import CampaignScorer, entity_scores
 
 
+def _ordinary(
+    rng: np.random.Generator, n: int, build: str, mail: list[float] | None = None
+) -> pd.DataFrame:
+    """``n`` ordinary signups: own subnets, devices and user agents, popular builds, name
+    shapes and mail domains (with probabilities ``mail``, else uniform)."""
+    return pd.DataFrame(
+        {
+            "ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
+            "ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
+            "ip_asn": rng.integers(1, 60, n),
+            "ua_build": rng.choice([f"{build}{i}" for i in range(6)], n),
+            "user_agent": [f"ua-{i}" for i in range(n)],
+            "device_id": [f"d{i}" for i in range(n)],
+            "username_shape": rng.choice(["a.a", "a99", "a_a", "a9999"], n),
+            "email_domain": rng.choice(["gmail.com", "web.de", "yahoo.com"], n, p=mail),
+        }
+    )
+
+
 def _population(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """800 ordinary entities (unique values), a campaign of 120 sharing a client build and a
     subnet, and a crowd of 100 sharing only a subnet."""
     rng = np.random.default_rng(seed)
     n_bg, n_c, n_crowd = 800, 120, 100
     n = n_bg + n_c + n_crowd
-    ent = pd.DataFrame(
-        {
-            "ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
-            "ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
-            "ip_asn": rng.integers(1, 60, n),
-            "ua_build": rng.choice([f"Chrome/12{i}" for i in range(6)], n),
-            "user_agent": [f"ua-{i}" for i in range(n)],
-            "device_id": [f"d{i}" for i in range(n)],
-            "username_shape": rng.choice(["a.a", "a99", "a_a", "a9999"], n),
-            "display_name_shape": rng.choice(["Aa Aa", "Aa"], n),
-            "email_domain": rng.choice(["gmail.com", "web.de", "yahoo.com"], n),
-            "email_tld": "com",
-            "captcha_score": rng.uniform(0.5, 1.0, n),
-        }
-    )
+    ent = _ordinary(rng, n, "Chrome/12")
+    ent["display_name_shape"] = rng.choice(["Aa Aa", "Aa"], n)
+    ent["email_tld"] = "com"
+    ent["captcha_score"] = rng.uniform(0.5, 1.0, n)
     c = slice(n_bg, n_bg + n_c)
     ent.loc[ent.index[c], "ua_build"] = "Chrome/999.0.1"
     ent.loc[ent.index[c], "ip_prefix24"] = "203.0.113.0/24"
@@ -202,18 +210,7 @@ def _scattered_actor(seed: int = 2) -> tuple[pd.DataFrame, np.ndarray, np.ndarra
     rng = np.random.default_rng(seed)
     n_bg, n_actor, n_crowd, n_carrier = 800, 120, 100, 300
     n = n_bg + n_actor + n_crowd + n_carrier
-    ent = pd.DataFrame(
-        {
-            "ip_prefix24": [f"10.{i // 250}.{i % 250}.0/24" for i in range(n)],
-            "ip_prefix16": [f"10.{i % 40}.0.0/16" for i in range(n)],
-            "ip_asn": rng.integers(1, 60, n),
-            "ua_build": rng.choice([f"Chrome/13{i}" for i in range(6)], n),
-            "user_agent": [f"ua-{i}" for i in range(n)],
-            "device_id": [f"d{i}" for i in range(n)],
-            "username_shape": rng.choice(["a.a", "a99", "a_a", "a9999"], n),
-            "email_domain": rng.choice(["gmail.com", "web.de", "yahoo.com"], n, p=[0.6, 0.2, 0.2]),
-        }
-    )
+    ent = _ordinary(rng, n, "Chrome/13", mail=[0.6, 0.2, 0.2])
     actor = ent.index[n_bg : n_bg + n_actor]
     ent.loc[actor, "ip_prefix24"] = [f"51.15.{i % 4}.0/24" for i in range(n_actor)]
     ent.loc[actor, "ua_build"] = [f"Chrome/10{i % 2}.0" for i in range(n_actor)]
