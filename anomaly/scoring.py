@@ -102,6 +102,14 @@ class CampaignScorer:
     label_model : anomaly.label_model.LabelModel, optional
         Fitted on analysts' labelled clusters; where usable, its P(abuse) >= 0.5 decides
         (``test_flagged`` keeps the test's own decision, ``label_probability`` the model's).
+
+    Attributes
+    ----------
+    metadata_ : dict
+        The test's settings and counts (detector, version, fdr, tests, strays).
+    strays_ : ndarray of shape (n_entities,)
+        After :meth:`score`: per noise entity, the group (its smallest cluster id) whose values
+        it holds as a stray (:func:`anomaly.coordination.noise_strays`); -1 elsewhere.
     """
 
     kind: str
