@@ -57,6 +57,7 @@ __all__ = [
     "family_evidence",
     "noise_strays",
     "rank_evidence",
+    "value_codes",
     "value_groups",
 ]
 
@@ -171,7 +172,10 @@ def _sharing(
 
 
 def value_groups(
-    entities: pd.DataFrame, labels: np.ndarray, attributes: list[str] | tuple[str, ...]
+    entities: pd.DataFrame,
+    labels: np.ndarray,
+    attributes: list[str] | tuple[str, ...],
+    attr_codes: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Join clusters that are fragments of one crowd: labels of the joined groups.
 
@@ -188,6 +192,8 @@ def value_groups(
     entities : DataFrame of shape (n_entities, n_columns)
     labels : ndarray of shape (n_entities,), -1 for noise
     attributes : columns whose values join fragments
+    attr_codes : dict, optional
+        Attribute -> value codes (:func:`value_codes`), to factorize each column once.
 
     Returns
     -------
@@ -207,7 +213,11 @@ def value_groups(
     for attr in attributes:
         if attr not in entities or len(clusters) < 2:
             continue
-        codes = pd.factorize(entities[attr], use_na_sentinel=True)[0]
+        codes = (
+            value_codes(entities, [attr])[attr]
+            if attr_codes is None or attr not in attr_codes
+            else attr_codes[attr]
+        )
         present = codes >= 0
         sel = (labels >= 0) & present
         if not sel.any():
@@ -250,6 +260,15 @@ def value_groups(
     return out
 
 
+def value_codes(
+    entities: pd.DataFrame, attributes: list[str] | tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Integer value codes per attribute of ``entities`` (-1 where missing)."""
+    return {
+        a: pd.factorize(entities[a], use_na_sentinel=True)[0] for a in attributes if a in entities
+    }
+
+
 def noise_strays(
     entities: pd.DataFrame,
     labels: np.ndarray,
@@ -257,6 +276,7 @@ def noise_strays(
     *,
     primary: tuple[str, ...] | list[str] | None = None,
     clusters: np.ndarray | None = None,
+    codes: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Labels with each noise entity that is a cluster's stray given that cluster's label.
 
@@ -290,6 +310,8 @@ def noise_strays(
         Families of which a stray's pair must hold one (default: all of them).
     clusters : ndarray of int, optional
         The clusters that may gain strays (default: all).
+    codes : dict, optional
+        Attribute -> value codes (:func:`value_codes`), to factorize each column once.
 
     Returns
     -------
@@ -313,13 +335,13 @@ def noise_strays(
         for a in attrs:
             if a not in entities:
                 continue
-            codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
-            sel = (labels >= 0) & (codes >= 0)
+            col = codes[a] if codes is not None and a in codes else value_codes(entities, [a])[a]
+            sel = (labels >= 0) & (col >= 0)
             if not sel.any():
                 continue
-            k = np.int64(codes.max() + 1)
-            clustered_total = np.bincount(codes[sel], minlength=int(k))
-            keys = labels[sel].astype(np.int64) * k + codes[sel]
+            k = np.int64(col.max() + 1)
+            clustered_total = np.bincount(col[sel], minlength=int(k))
+            keys = labels[sel].astype(np.int64) * k + col[sel]
             uniq, cnt = np.unique(keys, return_counts=True)
             code = uniq % k
             lean = (cnt >= MIN_SHARED) & (cnt >= OWNED * clustered_total[code])
@@ -330,7 +352,7 @@ def noise_strays(
             owner[code[lean]] = uniq[lean] // k
             if clusters is not None:
                 owner[~np.isin(owner, clusters)] = -1
-            nc = codes[noise_pos]
+            nc = col[noise_pos]
             held = np.where(nc >= 0, owner[np.maximum(nc, 0)], -1)
             if (held >= 0).any():
                 leaning.setdefault(fam, []).append((held, nc))
@@ -390,6 +412,7 @@ def family_evidence(
     labels: np.ndarray,
     families: dict[str, tuple[str, ...]],
     extended: np.ndarray | None = None,
+    codes: dict[str, np.ndarray] | None = None,
 ) -> FamilyEvidence:
     """Exclusivity and improbability of every cluster's sharing, per signal family.
 
@@ -403,6 +426,8 @@ def family_evidence(
     extended : ndarray of shape (n_entities,), optional
         ``labels`` with the clusters' noise strays (:func:`noise_strays`): exclusivity counts
         them as members; the p-values stay those of the clusters HDBSCAN formed.
+    codes : dict, optional
+        Attribute -> value codes (:func:`value_codes`), to factorize each column once.
 
     Returns
     -------
@@ -425,10 +450,10 @@ def family_evidence(
         for a in members:
             if a not in entities:
                 continue
-            codes = pd.factorize(entities[a], use_na_sentinel=True)[0]
-            e, p = _sharing(labels, codes, clusters, sizes)
+            col = codes[a] if codes is not None and a in codes else value_codes(entities, [a])[a]
+            e, p = _sharing(labels, col, clusters, sizes)
             if ext_labels is not None and ext_sizes is not None:
-                e, _ = _sharing(ext_labels, codes, clusters, ext_sizes, p_values=False)
+                e, _ = _sharing(ext_labels, col, clusters, ext_sizes, p_values=False)
             cols_e.append(e)
             cols_p.append(p)
             names.append(a)

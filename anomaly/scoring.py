@@ -36,6 +36,7 @@ from anomaly.coordination import (
     family_evidence,
     noise_strays,
     rank_evidence,
+    value_codes,
     value_groups,
 )
 from anomaly.detectors import DetectorEnsemble
@@ -143,6 +144,7 @@ class CampaignScorer:
         labels: np.ndarray,
         escore: np.ndarray,
         risk: pd.DataFrame | None,
+        codes: dict[str, np.ndarray],
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """The evidence and flag of each group (``labels``: group per entity, -1 noise), and
         ``labels`` with the risky groups' noise strays."""
@@ -168,8 +170,9 @@ class CampaignScorer:
             FAMILIES[self.kind],
             primary=[f for f in fams if f not in supporting],
             clusters=groups[risky.any(axis=1)],
+            codes=codes,
         )
-        ev = family_evidence(entities, labels, FAMILIES[self.kind], extended=extended)
+        ev = family_evidence(entities, labels, FAMILIES[self.kind], extended=extended, codes=codes)
         out = ev.exclusivity.copy()
         sizes = pd.Series(labels[labels >= 0]).value_counts()
         out["log_size"] = np.log(sizes.reindex(out.index).to_numpy(dtype=np.float64))
@@ -360,11 +363,12 @@ class CampaignScorer:
         # fragments of one crowd are judged together: a half of a campaign holds half of its
         # values, a slice of a campus a slice of its NAT
         attributes = [a for fam in FAMILIES[self.kind].values() for a in fam]
-        groups = value_groups(entities, labels, attributes)
+        codes = value_codes(entities, attributes)
+        groups = value_groups(entities, labels, attributes, codes)
         group_of = (
             pd.Series(groups[labels >= 0], index=labels[labels >= 0]).groupby(level=0).first()
         )
-        gl, extended = self._group_scores(entities, groups, escore, risk)
+        gl, extended = self._group_scores(entities, groups, escore, risk, codes)
         self.strays_ = np.where(labels < 0, extended, -1)
         out = gl.reindex(group_of.reindex(clusters).to_numpy())
         out.index = pd.Index(clusters, name="cluster_id")
