@@ -203,6 +203,8 @@ def value_groups(
     labels = np.asarray(labels)
     clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
     parent = np.arange(len(clusters))
+    if attr_codes is None:
+        attr_codes = value_codes(entities, attributes)
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -213,11 +215,7 @@ def value_groups(
     for attr in attributes:
         if attr not in entities or len(clusters) < 2:
             continue
-        codes = (
-            value_codes(entities, [attr])[attr]
-            if attr_codes is None or attr not in attr_codes
-            else attr_codes[attr]
-        )
+        codes = attr_codes[attr]
         present = codes >= 0
         sel = (labels >= 0) & present
         if not sel.any():
@@ -328,6 +326,8 @@ def noise_strays(
     if clusters is not None and not len(clusters):
         return out
     primary_set = set(families if primary is None else primary)
+    if codes is None:
+        codes = value_codes(entities, [a for attrs in families.values() for a in attrs])
     # per family and attribute: the cluster each noise entity's value leans on (-1: none)
     # and the value's code
     leaning: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -335,7 +335,7 @@ def noise_strays(
         for a in attrs:
             if a not in entities:
                 continue
-            col = codes[a] if codes is not None and a in codes else value_codes(entities, [a])[a]
+            col = codes[a]
             sel = (labels >= 0) & (col >= 0)
             if not sel.any():
                 continue
@@ -436,6 +436,8 @@ def family_evidence(
     """
     labels = np.asarray(labels)
     clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    if codes is None:
+        codes = value_codes(entities, [a for attrs in families.values() for a in attrs])
     ext_labels, ext_sizes = None, None
     if extended is not None and (np.asarray(extended) != labels).any():
         ext_labels = np.asarray(extended)
@@ -450,7 +452,7 @@ def family_evidence(
         for a in members:
             if a not in entities:
                 continue
-            col = codes[a] if codes is not None and a in codes else value_codes(entities, [a])[a]
+            col = codes[a]
             e, p = _sharing(labels, col, clusters, sizes)
             if ext_labels is not None and ext_sizes is not None:
                 e, _ = _sharing(ext_labels, col, clusters, ext_sizes, p_values=False)

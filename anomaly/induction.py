@@ -391,10 +391,12 @@ class GreedyRuleInducer:
         pass all of its predicates but one): near the rule, attributes are correlated (a
         carrier's users share its country and its app), and only evidence that still
         separates there counts. Predicates are added, keeping recall, until the estimate falls
-        below ``safety_hits``: durable ones first (portable ones, which Rspamd reads too, first
-        among them), and an exact value (a device pool, a sender domain) only where no durable
-        one still separates. Network and link attributes are never a margin, nor a list of more
-        than a few values. A rate measured on few near
+        below ``safety_hits``: from a family the rule already uses first (no new way for it to
+        die when the actor changes one), then durable ones (portable ones, which Rspamd reads
+        too, first among them), and an exact value (a device pool, a sender domain) only where
+        no durable one still separates, and never one from a new family once the estimate is
+        within ``max_expected_background``. Network and link attributes are never a margin, nor
+        a list of more than a few values. A rate measured on few near
         misses says little, so it is shrunk towards the predicate's rate on the whole background
         (20 pseudo-rows). Returns the predicates and the final estimate.
         """
