@@ -262,9 +262,19 @@ def value_codes(
     entities: pd.DataFrame, attributes: list[str] | tuple[str, ...]
 ) -> dict[str, np.ndarray]:
     """Integer value codes per attribute of ``entities`` (-1 where missing)."""
+    # an empty string is no value strangers could share on purpose: missing, like null
     return {
-        a: pd.factorize(entities[a], use_na_sentinel=True)[0] for a in attributes if a in entities
+        a: pd.factorize(_blank_as_missing(entities[a]), use_na_sentinel=True)[0]
+        for a in attributes
+        if a in entities
     }
+
+
+def _blank_as_missing(col: pd.Series) -> pd.Series:
+    if col.dtype != object and not isinstance(col.dtype, pd.StringDtype):
+        return col
+    blank = (col == "").to_numpy(dtype=bool, na_value=False)
+    return col.mask(blank) if blank.any() else col
 
 
 def noise_strays(

@@ -137,6 +137,10 @@ class GreedyRuleInducer:
         The rule gate's ceiling on expected background hits
         (:class:`anomaly.campaign_rules.Guard`): once a rule is within it, no exact value
         from a family the rule does not use yet is added as a safety margin.
+    enforce_precision : float
+        The rule gate's precision floor. With ``max_expected_background`` it says which rules
+        the gate would enforce: a durable rule it would keep in shadow loses to an exact one
+        it would enforce, and the family-disjoint rule must pass both.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class GreedyRuleInducer:
         min_precision: float = 0.95,
         safety_hits: float = 0.05,
         max_expected_background: float = 0.25,
+        enforce_precision: float = 0.98,
     ) -> None:
         self.kind = kind
         self.min_recall = min_recall
@@ -160,6 +165,7 @@ class GreedyRuleInducer:
         self.min_precision = min_precision
         self.safety_hits = safety_hits
         self.max_expected_background = max_expected_background
+        self.enforce_precision = enforce_precision
 
     def induce(
         self,
@@ -240,6 +246,66 @@ class GreedyRuleInducer:
             relied = families if relied is None else relied & families
             ctx.used.update(rule.core_attributes)
             ctx.margins.update(set(rule.attributes) - set(rule.core_attributes))
+        return self._with_disjoint(ctx, rules, attrs, positive, neg)
+
+    def _gated(self, rule: InducedRule) -> bool:
+        """Would the rule gate enforce ``rule`` on tonight's figures?"""
+        return (
+            rule.precision >= self.enforce_precision
+            and rule.expected_background <= self.max_expected_background
+        )
+
+    def _with_disjoint(
+        self,
+        ctx: _Call,
+        rules: list[InducedRule],
+        attrs: pd.DataFrame,
+        positive: np.ndarray,
+        neg: np.ndarray,
+    ) -> list[InducedRule]:
+        """``rules`` with two of them over disjoint families, where the data allows.
+
+        The loop above takes a rule that avoids the families used so far only where it costs
+        nothing, so a campaign whose best evidence is all in one family (its client build)
+        can end with every rule using it, and one new build takes all of them down. Here a
+        rule that uses none of the families of one of the rules is searched among the other
+        families alone (margins included) and kept when the gate would enforce it; it takes
+        the last slot that is not the rule it avoids.
+        """
+        if len(rules) < 1 or self.n_rules < 2:
+            return rules
+        fams = [{self._family(a) for a in r.attributes} for r in rules]
+        gated = [self._gated(r) for r in rules]
+        if any(
+            gated[i] and gated[j] and not (fams[i] & fams[j])
+            for i in range(len(rules))
+            for j in range(i + 1, len(rules))
+        ):
+            return rules
+        everything, used = ctx.candidates, ctx.used
+        # the kept rules' core attributes only where no anchor allows a rule without them:
+        # the rule must differ from its anchor in family, and had better differ from the
+        # rest in its signal (its margin may be theirs)
+        for strict in (True, False):
+            for i in range(len(rules)):
+                if not gated[i]:
+                    continue
+                slot = (
+                    len(rules)
+                    if len(rules) < self.n_rules
+                    else max(j for j in range(len(rules)) if j != i)
+                )
+                kept = [r for j, r in enumerate(rules) if j != slot]
+                taken = {a for r in kept for a in r.core_attributes} if strict else set()
+                allowed = [c for c in everything if self._family(c.attr) not in fams[i]]
+                pool = [c for c in allowed if c.attr not in taken]
+                ctx.candidates, ctx.avoid, ctx.used = allowed, fams[i], set()
+                try:
+                    robust = self._best_rule(ctx, pool, attrs, positive, neg)
+                finally:
+                    ctx.candidates, ctx.avoid, ctx.used = everything, set(), used
+                if robust is not None and self._gated(robust):
+                    return [*rules[:slot], robust, *rules[slot + 1 :]]
         return rules
 
     def _family(self, attr: str) -> str:
@@ -262,9 +328,15 @@ class GreedyRuleInducer:
                 continue
             found = self._finish(ctx, chosen, attrs, positive, neg)
             found.expected_background = estimate
-            if rule is None or found.precision_lower > rule.precision_lower + 0.005:
+            # exact values only where clearly more precise, or where the gate would enforce
+            # them and not the durable rule: a rule kept in shadow blocks nothing tomorrow
+            if (
+                rule is None
+                or found.precision_lower > rule.precision_lower + 0.005
+                or (self._gated(found) and not self._gated(rule))
+            ):
                 rule = found
-            if rule.precision >= 0.999:
+            if rule.precision >= 0.999 and self._gated(rule):
                 break
         return rule
 
@@ -394,11 +466,12 @@ class GreedyRuleInducer:
         below ``safety_hits``: from a family the rule already uses first (no new way for it to
         die when the actor changes one), then durable ones (portable ones, which Rspamd reads
         too, first among them), and an exact value (a device pool, a sender domain) only where
-        no durable one still separates, and never one from a new family once the estimate is
-        within ``max_expected_background``. Network and link attributes are never a margin, nor
-        a list of more than a few values. A rate measured on few near
-        misses says little, so it is shrunk towards the predicate's rate on the whole background
-        (20 pseudo-rows). Returns the predicates and the final estimate.
+        no durable one still separates, and never once the estimate is within
+        ``max_expected_background`` (the full user agent dies with the next build, the OS
+        does not). Network and link attributes are never a margin, nor a list of more than a
+        few values. A rate measured on few near misses says little, so it is shrunk towards
+        the predicate's rate on the whole background (20 pseudo-rows). Returns the predicates
+        and the final estimate.
         """
         # The margin is client or identity evidence: where an entity connects from and where
         # its links point are what an actor rotates first, and a margin that rotates away
@@ -454,10 +527,11 @@ class GreedyRuleInducer:
                     best, best_c, best_rate = key, c, float(rate)
             if best_c is None or best is None or best[0]:
                 break  # nothing left that says much more
-            if best[1] and best_c.tier > 1 and estimate <= self.max_expected_background:
-                # within the gate already: an exact value from a family the rule does not
-                # use (tonight's sender domains under a subject template) would buy a smaller
-                # estimate with one more way to die tomorrow
+            if best_c.tier > 1 and estimate <= self.max_expected_background:
+                # within the gate already: an exact value (tonight's sender domains under a
+                # subject template, the full user agent under its OS) would buy a smaller
+                # estimate with one more way to die tomorrow, in its own family too: the
+                # exact user agent dies with every new build, the OS does not
                 break
             chosen.append(replace(best_c, margin=True))
             cur &= best_c.mask

@@ -253,6 +253,7 @@ def detect(
                 n_rules=rc.rules_per_campaign,
                 max_predicates=rc.max_predicates,
                 max_expected_background=rc.max_expected_background,
+                enforce_precision=rc.enforce_precision,
             ),
             guard=Guard(
                 enforce_precision=rc.enforce_precision,

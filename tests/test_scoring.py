@@ -284,3 +284,31 @@ def test_a_sub_crowd_tied_to_the_campaign_by_none_of_its_values_is_unsure() -> N
     members = {"se-1": ent.index[n_bg:].to_numpy()}
     unsure = _impurities("senders", ent, campaigns, members)
     assert sorted(unsure["se-1"]) == sorted([*news, *ent.index[-2:]])
+
+
+def test_a_short_list_of_display_names_is_identity_a_blank_name_is_not() -> None:
+    # 150 accounts behind a carrier's NAT that ordinary users share too, with nine display
+    # names between them: the names are theirs alone. 150 others left the name blank (an
+    # empty string, where the rest of the night has none at all): a blank is no value anyone
+    # shares on purpose, so it makes no crowd.
+    rng = np.random.default_rng(5)
+    n_bg, n_c = 900, 150
+    n = n_bg + 2 * n_c
+    ent = _ordinary(rng, n, "Chrome/12")
+    ent["display_name_shape"] = pd.Series([pd.NA] * n, dtype="string")
+    ent["display_name"] = [f"person {i}" if i % 3 else None for i in range(n)]
+    names = slice(n_bg, n_bg + n_c)
+    blank = slice(n_bg + n_c, n)
+    ent.loc[ent.index[names], "display_name"] = [f"name {i % 9}" for i in range(n_c)]
+    ent.loc[ent.index[blank], "display_name"] = ""
+    nat = [f"100.64.{i % 3}.0/24" for i in range(n)]
+    ent.loc[ent.index[: 2 * n_c], "ip_prefix24"] = nat[: 2 * n_c]
+    ent.loc[ent.index[names], "ip_prefix24"] = nat[:n_c]
+    labels = np.full(n, -1)
+    labels[names] = 0
+    labels[blank] = 1
+    out = CampaignScorer("signups", random_state=0).score(ent, labels, np.zeros(n))
+    assert out.loc[0, "identity"] >= 0.9, out.loc[0, "reason"]
+    assert out.loc[0, "network"] < 0.5, out.loc[0, "reason"]
+    assert out.loc[1, "identity"] < 0.5, out.loc[1, "reason"]
+    assert not bool(out.loc[1, "flagged"]), out.loc[1, "reason"]
