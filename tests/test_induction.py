@@ -381,3 +381,29 @@ def test_two_gated_rules_over_disjoint_families_where_the_data_allows() -> None:
     blocked = np.logical_or.reduce([evaluate(r.condition, day2) for r in gated])
     assert blocked[pos].mean() >= 0.9
     assert blocked[~pos].sum() == 0
+
+
+def test_a_farms_short_list_of_display_names_carries_a_rule() -> None:
+    # 300 accounts on a rare client build, with three display names between them; ordinary
+    # users have names of their own. Tomorrow the farm swaps its build: the names still block.
+    rng = np.random.default_rng(7)
+    n_bg, n_c = 6000, 300
+    names = ["anastasia ivanov", "büşra yıldız", "ayu pratama"]
+    attrs = pd.DataFrame(
+        {
+            "ua_build": np.r_[
+                rng.choice([f"Chrome/12{i}.0" for i in range(6)], n_bg), ["Edg/106.0.1"] * n_c
+            ],
+            "display_name": np.r_[[f"person {i}" for i in range(n_bg)], rng.choice(names, n_c)],
+            "display_name_shape": np.r_[rng.choice(["Aa Aa", "Aa"], n_bg), ["Aa Aa"] * n_c],
+            "username_shape": np.r_[rng.choice(["a.a", "a99", "a9999"], n_bg), ["a9999"] * n_c],
+        }
+    ).astype("string")
+    pos = np.r_[np.zeros(n_bg, bool), np.ones(n_c, bool)]
+    rules = GreedyRuleInducer("signups", n_rules=3).induce(attrs, pos)
+    assert any("display_name" in r.attributes for r in rules), [r.condition for r in rules]
+    day2 = attrs.copy()
+    day2.loc[pos, "ua_build"] = "Chrome/99.0.1"
+    blocked = np.logical_or.reduce([evaluate(r.condition, day2) for r in rules])
+    assert blocked[pos].mean() >= 0.9
+    assert blocked[~pos].sum() == 0
