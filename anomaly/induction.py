@@ -475,9 +475,9 @@ class GreedyRuleInducer:
         too, first among them), and an exact value (a device pool, a sender domain) only where
         no durable one still separates, and never one from a new family once the estimate is
         within ``max_expected_background``. Network and link attributes are never a margin,
-        nor a list of more than a few values. A rate measured on few near misses says little, so it is shrunk towards
-        the predicate's rate on the whole background (20 pseudo-rows). Returns the predicates
-        and the final estimate.
+        nor a list of more than a few values. A rate measured on few near misses says little,
+        so it is shrunk towards the predicate's rate on the whole background (20 pseudo-rows).
+        Returns the predicates and the final estimate.
         """
         # The margin is client or identity evidence: where an entity connects from and where
         # its links point are what an actor rotates first, and a margin that rotates away
