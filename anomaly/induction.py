@@ -269,8 +269,8 @@ class GreedyRuleInducer:
         nothing, so a campaign whose best evidence is all in one family (its client build)
         can end with every rule using it, and one new build takes all of them down. Here a
         rule that uses none of the families of one of the rules is searched among the other
-        families alone (margins included) and kept when the gate would enforce it; it takes
-        the last slot that is not the rule it avoids.
+        families alone (margins included), with a signal (core) no rule uses yet, and kept
+        when the gate would enforce it; it takes the last slot that is not the rule it avoids.
         """
         if len(rules) < 1 or self.n_rules < 2:
             return rules
@@ -286,7 +286,6 @@ class GreedyRuleInducer:
         # its signal is new: a rule that re-margins one it replaces (tonight's mailboxes
         # with the captcha band instead of the client's OS) is no independent evidence, and
         # is less safe than the rule it replaces
-        pool = [c for c in everything if c.attr not in used]
         for i in range(len(rules)):
             if not gated[i]:
                 continue
@@ -296,15 +295,11 @@ class GreedyRuleInducer:
                 else max(j for j in range(len(rules)) if j != i)
             )
             allowed = [c for c in everything if self._family(c.attr) not in fams[i]]
+            pool = [c for c in allowed if c.attr not in used]
+            # margins may be the other rules' (only their signal must differ)
             ctx.candidates, ctx.avoid, ctx.used = allowed, fams[i], set()
             try:
-                robust = self._best_rule(
-                    ctx,
-                    [c for c in pool if c.attr in {a.attr for a in allowed}],
-                    attrs,
-                    positive,
-                    neg,
-                )
+                robust = self._best_rule(ctx, pool, attrs, positive, neg)
             finally:
                 ctx.candidates, ctx.avoid, ctx.used = everything, set(), used
             if robust is not None and self._gated(robust):
