@@ -274,7 +274,7 @@ class CampaignScorer:
             fam_owned = owned[fam].reindex(multi).fillna(False).astype(bool)
             attrs = attribute[fam].reindex(fam_owned.index[fam_owned.to_numpy()])
             for attr in pd.unique(attrs.dropna()):
-                codes = pd.factorize(entities[attr], use_na_sentinel=True)[0]
+                codes = value_codes(entities, [attr])[attr]  # blanks missing, as in the test
                 present = codes >= 0
                 if not present.any():
                     continue
