@@ -272,7 +272,7 @@ class GreedyRuleInducer:
         families alone (margins included), with a signal (core) no rule uses yet, and kept
         when the gate would enforce it; it takes the last slot that is not the rule it avoids.
         """
-        if len(rules) < 1 or self.n_rules < 2:
+        if not rules or self.n_rules < 2:
             return rules
         fams = [{self._family(a) for a in r.attributes} for r in rules]
         gated = [self._gated(r) for r in rules]
@@ -441,8 +441,8 @@ class GreedyRuleInducer:
         anchor, estimate = _core_estimate(ctx, chosen, neg)
         if self.safety_hits > 0:
             chosen, estimate = self._add_margin(ctx, chosen, anchor, estimate, wpos, need, neg)
-            # a margin's pass rate shrinks the estimate, never below what the rule hits
-            # tonight: two ordinary rows hit on the night it was learned are no 0.25 a night
+            # margins multiply the core's estimate by rates among near misses; whatever they
+            # say, a rule expects at least the background rows it hits tonight
             hits = int(np.count_nonzero(np.logical_and.reduce([c.mask for c in chosen]) & neg))
             estimate = max(estimate, float(hits))
         return chosen, estimate

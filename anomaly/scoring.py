@@ -246,6 +246,7 @@ class CampaignScorer:
         groups: np.ndarray,
         extended: np.ndarray,
         out: pd.DataFrame,
+        codes: dict[str, np.ndarray],
     ) -> None:
         """Unflag a group's clusters that hold too little of the evidence it was flagged on.
 
@@ -255,7 +256,8 @@ class CampaignScorer:
         half of its members hold the group's owned values (held by at least
         :data:`MIN_SHARED` of the group, at least :data:`OWNED` of their holders in it) in
         every family the group owns, or in ``min_families`` of them. The others are marked
-        ``detached``: unflagged, and never joined to a campaign afterwards.
+        ``detached``: unflagged, and never joined to a campaign afterwards. ``codes`` are the
+        family attributes' value codes of the test (:func:`value_codes`: blanks are missing).
         """
         out["detached"] = False
         owned, attribute = self._owned, self._attribute
@@ -274,20 +276,20 @@ class CampaignScorer:
             fam_owned = owned[fam].reindex(multi).fillna(False).astype(bool)
             attrs = attribute[fam].reindex(fam_owned.index[fam_owned.to_numpy()])
             for attr in pd.unique(attrs.dropna()):
-                codes = value_codes(entities, [attr])[attr]  # blanks missing, as in the test
-                present = codes >= 0
+                col = codes[attr]
+                present = col >= 0
                 if not present.any():
                     continue
-                totals = np.bincount(codes[present])
+                totals = np.bincount(col[present])
                 gs = attrs.index[(attrs == attr).to_numpy()].to_numpy()
                 sel = in_judged & present & np.isin(groups, gs)
                 # the group's noise strays hold its values too (they counted in its flag)
                 with_strays = present & np.isin(extended, gs) & (in_judged | ~clustered)
                 k = np.int64(len(totals))
-                all_keys = extended[with_strays].astype(np.int64) * k + codes[with_strays]
+                all_keys = extended[with_strays].astype(np.int64) * k + col[with_strays]
                 uniq, cnt = np.unique(all_keys, return_counts=True)
                 value_owned = (cnt >= MIN_SHARED) & (cnt >= OWNED * totals[uniq % k])
-                keys = groups[sel].astype(np.int64) * k + codes[sel]
+                keys = groups[sel].astype(np.int64) * k + col[sel]
                 holds = np.isin(keys, uniq[value_owned])
                 share = pd.Series(holds).groupby(labels[sel]).sum() / pd.Series(
                     labels[clustered]
@@ -383,7 +385,7 @@ class CampaignScorer:
                 f"{r}; analysts' labels overrule the test: P(abuse) {q:.2f}"
                 for r, q in zip(out.loc[changed, "reason"], p[changed.to_numpy()], strict=True)
             ]
-        self._detach_bystanders(entities, labels, groups, extended, out)
+        self._detach_bystanders(entities, labels, groups, extended, out, codes)
         self.metadata_ = {
             "detector": "coordination",
             "version": 1,

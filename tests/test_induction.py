@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anomaly.campaign_rules import Guard
 from anomaly.induction import GreedyRuleInducer
 from anomaly.rules import evaluate
 from anomaly.stats import wilson_lower
@@ -360,8 +361,6 @@ def _script_campaign(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_two_gated_rules_over_disjoint_families_where_the_data_allows() -> None:
     attrs, pos = _script_campaign()
-    from anomaly.campaign_rules import Guard
-
     gate = Guard()
     rules = GreedyRuleInducer("signups", n_rules=3).induce(attrs, pos)
     gated = [
